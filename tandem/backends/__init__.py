@@ -1,0 +1,1 @@
+"""Model backends behind one narrow interface (a per-sequence Session): in-process Hugging Face now."""

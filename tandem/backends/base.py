@@ -1,0 +1,84 @@
+"""The narrow interface between the engine and a model: a per-sequence Session.
+
+A Session is one model's view of one shared token sequence (the Context). It
+remembers how many of the context's tokens are already in its KV cache
+(``seen``) and, when asked to work, first feeds only the tokens it has not yet
+seen. Nothing crosses this interface as text: token ids in, token ids out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
+
+import numpy as np
+import torch
+
+PROMPT = "prompt"  # writer label of the initial prompt
+ENGINE = "engine"  # writer label of tokens the engine inserts (e.g. the final-answer cue)
+
+
+@dataclass
+class Context:
+    """The one token sequence both models work on, with who wrote each token."""
+
+    ids: list[int]
+    writers: list[str] = field(default_factory=list)
+    prompt_len: int = 0
+
+    @classmethod
+    def from_prompt(cls, prompt_ids: list[int]) -> "Context":
+        return cls(ids=list(prompt_ids), writers=[PROMPT] * len(prompt_ids), prompt_len=len(prompt_ids))
+
+    def append(self, token_id: int, writer: str) -> None:
+        self.ids.append(int(token_id))
+        self.writers.append(writer)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def generated(self) -> int:
+        return len(self.ids) - self.prompt_len
+
+
+@dataclass
+class ModelUsage:
+    """What one model did for one request.
+
+    ``prompt_tokens`` counts every token the model processed without having
+    generated it (the initial prompt, catch-up on the other model's tokens,
+    engine-inserted tokens); ``completion_tokens`` the tokens it generated;
+    ``seconds`` the wall time spent in its forward passes and sampling.
+    """
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "seconds": round(self.seconds, 4),
+        }
+
+
+Sampler = Callable[[torch.Tensor], int]
+StopRule = Callable[[int], bool]
+
+
+class Session(Protocol):
+    role: str
+    usage: ModelUsage
+    seen: int
+
+    def sync(self, ctx: Context, capture: list[int] = ()) -> list[np.ndarray]:
+        """Feed ``ctx.ids[seen:]``; return the capture-layer states at the absolute positions ``capture``."""
+
+    @property
+    def next_logits(self) -> torch.Tensor:
+        """Logits for the token after the last one fed (valid after a sync)."""
+
+    def generate(self, ctx: Context, sampler: Sampler, stop: StopRule, max_new: int) -> list[int]:
+        """Append up to ``max_new`` sampled tokens to ``ctx``, ending after the first that ``stop`` accepts."""

@@ -1,0 +1,148 @@
+"""In-process Hugging Face backend: the only one that gives hidden states (and, later, steering).
+
+``HFModel`` wraps a loaded causal LM and installs one forward pre-hook on the
+capture layer. The hook reads that layer's *input* (what transformers reports
+as ``hidden_states[layer]``) for the current forward only, so capturing costs
+no extra pass and no copy of other layers. ``HFSession`` is one sequence's KV
+cache plus bookkeeping; several sessions can share one HFModel.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+
+from tandem.backends.base import Context, ModelUsage, Sampler, StopRule
+
+
+def decoder_layers(model) -> torch.nn.ModuleList:
+    """The stack of decoder layers of a causal LM (Qwen2, Llama, Mistral, ... share this layout)."""
+    inner = getattr(model, "model", None)
+    layers = getattr(inner, "layers", None)
+    if layers is None:
+        raise ValueError(f"{type(model).__name__}: cannot find decoder layers at model.model.layers")
+    return layers
+
+
+class HFModel:
+    """A loaded transformers causal LM with a hidden-state capture hook."""
+
+    def __init__(self, model, tokenizer, name: str, source: str | None = None):
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.name = name
+        self.source = source or name
+        self.config = model.config
+        self.layers = decoder_layers(model)
+        self.num_layers = len(self.layers)
+        self.hidden_size = int(model.config.hidden_size)
+        self.device = next(model.parameters()).device
+        self.lock = threading.RLock()  # one forward at a time: the hook state is per model
+        self._captured: torch.Tensor | None = None
+
+    def resolve_layer(self, layer: int | None) -> int:
+        """The capture layer: ``layer`` checked against the model, or the middle layer for None."""
+        layer = self.num_layers // 2 if layer is None else int(layer)
+        if not 0 <= layer < self.num_layers:
+            raise ValueError(f"layer must be in 0..{self.num_layers - 1} for {self.name}, got {layer}")
+        return layer
+
+    @contextmanager
+    def capturing(self, layer: int | None):
+        """Install the capture hook on ``layer`` for the duration of one forward (None: no capture)."""
+        if layer is None:
+            yield
+            return
+
+        def hook(_module, args, kwargs):
+            hs = args[0] if args else kwargs["hidden_states"]
+            self._captured = hs
+
+        handle = self.layers[layer].register_forward_pre_hook(hook, with_kwargs=True)
+        try:
+            yield
+        finally:
+            handle.remove()
+
+    def take_captured(self) -> torch.Tensor:
+        out, self._captured = self._captured, None
+        if out is None:
+            raise RuntimeError("capture hook did not run")
+        return out
+
+    def session(self, role: str, layer: int | None = None) -> "HFSession":
+        return HFSession(self, role, self.resolve_layer(layer))
+
+
+class HFSession:
+    """One sequence's KV cache on an HFModel; feeds only tokens it has not yet seen."""
+
+    def __init__(self, hf: HFModel, role: str, layer: int):
+        from transformers import DynamicCache
+
+        self.hf = hf
+        self.role = role
+        self.layer = layer  # capture layer
+        self.cache = DynamicCache(config=hf.config)
+        self.seen = 0
+        self.usage = ModelUsage()
+        self._logits: torch.Tensor | None = None
+
+    @property
+    def next_logits(self) -> torch.Tensor:
+        if self._logits is None:
+            raise RuntimeError(f"{self.role}: no logits yet; sync first")
+        return self._logits
+
+    def sync(self, ctx: Context, capture=()) -> list[np.ndarray]:
+        """Prefill ``ctx.ids[seen:]``; return capture-layer states at the absolute positions in ``capture``."""
+        start = self.seen
+        new = ctx.ids[start:]
+        if not new:
+            if capture:
+                raise ValueError("cannot capture positions that were already fed")
+            return []
+        wanted = [p - start for p in capture]
+        if any(not 0 <= w < len(new) for w in wanted):
+            raise ValueError(f"capture positions {list(capture)} outside the fed range {start}..{len(ctx)}")
+        t0 = time.perf_counter()
+        with self.hf.lock, torch.inference_mode(), self.hf.capturing(self.layer if wanted else None):
+            ids = torch.tensor([new], dtype=torch.long, device=self.hf.device)
+            out = self.hf.model(input_ids=ids, past_key_values=self.cache, use_cache=True, logits_to_keep=1)
+            self._logits = out.logits[0, -1].float()
+            states = []
+            if wanted:
+                hs = self.hf.take_captured()[0]
+                states = [hs[w].float().cpu().numpy() for w in wanted]
+        self.usage.seconds += time.perf_counter() - t0
+        self.usage.prompt_tokens += sum(1 for w in ctx.writers[start:] if w != self.role)
+        self.seen = len(ctx)
+        return states
+
+    def generate(self, ctx: Context, sampler: Sampler, stop: StopRule, max_new: int) -> list[int]:
+        """Decode token by token from the cache, appending to ``ctx``; the last token is left unfed
+        (exactly as ``model.generate`` does), to be fed at the next sync."""
+        self.sync(ctx)
+        out: list[int] = []
+        while len(out) < max_new:
+            t0 = time.perf_counter()
+            tok = sampler(self.next_logits)
+            self.usage.seconds += time.perf_counter() - t0
+            ctx.append(tok, self.role)
+            out.append(tok)
+            self.usage.completion_tokens += 1
+            if stop(tok) or len(out) >= max_new:
+                break
+            self.sync(ctx)
+        return out
+
+    def rollback(self, length: int) -> None:
+        """Forget every token at position >= ``length`` (the caller trims the context)."""
+        if length < self.seen:
+            self.cache.crop(length)
+            self.seen = length
+            self._logits = None

@@ -1,0 +1,83 @@
+"""Turn ``--srm`` / ``--lrm`` specs into loaded models, and refuse pairs that cannot share token ids.
+
+A spec is ``embedded`` (the offline default pair), a local folder, or a
+Hugging Face model id already in the local HF cache (tandem never downloads).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from tandem.backends.embedded import EMBEDDED, prepare
+from tandem.backends.hf import HFModel
+
+
+class ModelLoadError(RuntimeError):
+    pass
+
+
+def resolve_device(device: str = "auto") -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def resolve_dtype(dtype: str, device: str):
+    import torch
+
+    if dtype == "auto":
+        return torch.bfloat16 if device.startswith("cuda") else torch.float32
+    try:
+        return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
+    except KeyError:
+        raise ModelLoadError(f"dtype must be auto, float32, bfloat16 or float16, got {dtype!r}") from None
+
+
+def load_model(spec: str, role: str, device: str = "auto", dtype: str = "auto") -> HFModel:
+    """Load one model in-process with transformers."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    device = resolve_device(device)
+    if spec == "embedded":
+        path, name = prepare(role), EMBEDDED[role].name
+    else:
+        path, name = spec, Path(spec).name if Path(spec).exists() else spec
+    try:
+        tok = AutoTokenizer.from_pretrained(path)
+        lm = AutoModelForCausalLM.from_pretrained(path, dtype=resolve_dtype(dtype, device)).to(device)
+    except OSError as e:
+        raise ModelLoadError(
+            f"cannot load {role.upper()} model {spec!r}: {e}. Give a local folder, a model already in "
+            "the Hugging Face cache, or `embedded`."
+        ) from None
+    return HFModel(lm, tok, name=name, source=str(path))
+
+
+def check_same_tokenizer(srm_tok, lrm_tok, srm_name: str = "SRM", lrm_name: str = "LRM") -> None:
+    """Both models must read and write the same ids: same vocabulary and special tokens."""
+    problems = []
+    if len(srm_tok) != len(lrm_tok):
+        problems.append(f"vocabulary sizes differ ({len(srm_tok)} vs {len(lrm_tok)})")
+    elif srm_tok.get_vocab() != lrm_tok.get_vocab():
+        problems.append("vocabularies map tokens to different ids")
+    for attr in ("eos_token_id", "bos_token_id", "pad_token_id"):
+        a, b = getattr(srm_tok, attr), getattr(lrm_tok, attr)
+        if a != b:
+            problems.append(f"{attr} differs ({a} vs {b})")
+    if problems:
+        raise ModelLoadError(
+            f"{srm_name} and {lrm_name} do not share a tokenizer: {'; '.join(problems)}. "
+            "tandem hands token ids between the models, so the pair must use one tokenizer."
+        )
+
+
+def load_pair(srm: str = "embedded", lrm: str = "embedded", device: str = "auto", dtype: str = "auto"):
+    """Load both models and check they can continue each other's token ids; returns (srm, lrm, seconds)."""
+    t0 = time.perf_counter()
+    s = load_model(srm, "srm", device, dtype)
+    l = load_model(lrm, "lrm", device, dtype)  # noqa: E741
+    check_same_tokenizer(s.tokenizer, l.tokenizer, s.name, l.name)
+    return s, l, time.perf_counter() - t0

@@ -1,0 +1,109 @@
+"""Run settings as plain, validated data.
+
+One flat ``Settings`` model holds every knob a policy or the engine reads, so
+``--set NAME=VALUE``, a TOML config file and the JSON written next to results
+all speak the same names. Unknown names are refused with the list of known ones.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+
+class ConfigError(ValueError):
+    """Bad settings or config file; the message says what to fix."""
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    # routing thresholds (RankGuide Eq. 5, GlimpRouter)
+    te: float = Field(0.9, description="entropy threshold: at or above it the LRM writes the step")
+    tr1: int = Field(7, description="rank threshold on r1 (reasoning-step rank); below it counts as low rank")
+    tr2: int = Field(60, description="rank threshold on r2 (hidden-feature rank); below it counts as low rank")
+    # signals
+    window: int = Field(10, ge=2, description="W: boundary states per TT window, and windows for collapse")
+    eps: float = Field(0.1, gt=0, lt=1, description="relative TT reconstruction error bound")
+    layer: int | None = Field(None, description="SRM decoder layer whose input is captured (default: middle)")
+    dims: str | None = Field(None, description="reshape of d_hid, e.g. 16x14x4 (default: closest to the paper's 16x16)")
+    entropy_topk: int = Field(0, ge=0, description="0: full-vocabulary entropy; k: top-k renormalised (GlimpRouter code uses 20)")
+    delimiter: str = Field("\n\n", description="a token whose text contains this ends a step")
+    # behaviour
+    glimpse: Literal["reuse", "discard"] = Field("reuse", description="GlimpRouter: keep the glimpsed token or redraw it (upstream)")
+    collapse_writer: Literal["srm", "lrm"] = Field("srm", description="RankGuide Eq. 4: who writes the final answer after a collapse")
+    answer_tokens: int = Field(48, ge=1, description="token cap for a forced final answer")
+    max_step_tokens: int = Field(256, ge=1, description="a step longer than this is cut")
+    temperature: float = Field(0.0, ge=0, description="0 = greedy")
+    top_p: float = Field(1.0, gt=0, le=1)
+
+    @field_validator("delimiter")
+    @classmethod
+    def _nonempty(cls, v: str) -> str:
+        if not v:
+            raise ValueError("delimiter must not be empty")
+        return v.encode().decode("unicode_escape") if "\\" in v else v
+
+
+class RunConfig(BaseModel):
+    """Everything that determines a run's output, written next to every result."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    method: str = "rankguide"
+    seed: int = 0
+    max_tokens: int = Field(1024, ge=1, description="total generated tokens (both models) per problem")
+    srm: str = "embedded"
+    lrm: str = "embedded"
+    settings: Settings = Field(default_factory=Settings)
+
+
+def parse_assignments(pairs: list[str]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise ConfigError(f"--set expects NAME=VALUE, got {pair!r}")
+        out[name.strip()] = value
+    return out
+
+
+def load_config_file(path: str | Path) -> dict:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file not found: {p}")
+    try:
+        data = tomllib.loads(p.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{p}: not valid TOML: {e}") from None
+    return data
+
+
+def build_config(file: str | Path | None = None, assignments: list[str] = (), **overrides) -> RunConfig:
+    """Config file < command-line options < --set, validated together."""
+    data: dict = load_config_file(file) if file else {}
+    settings = dict(data.pop("settings", {}) or {})
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    settings.update(parse_assignments(list(assignments)))
+    try:
+        valid_settings = Settings(**settings)
+    except ValidationError as e:
+        raise ConfigError(_explain(e, Settings, "setting")) from None
+    try:
+        return RunConfig(**data, settings=valid_settings)
+    except ValidationError as e:
+        raise ConfigError(_explain(e, RunConfig, "config key")) from None
+
+
+def _explain(e: ValidationError, model: type[BaseModel], what: str) -> str:
+    lines = []
+    for err in e.errors():
+        where = ".".join(str(x) for x in err["loc"])
+        if err["type"] == "extra_forbidden":
+            lines.append(f"unknown {what} {where!r}; known: {', '.join(model.model_fields)}")
+        else:
+            lines.append(f"{what} {where}: {err['msg']}")
+    return "; ".join(lines)

@@ -1,0 +1,63 @@
+"""The record of one solved problem: steps, signals, usage and timings (the ``--json`` schema)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tandem.backends.base import ModelUsage
+
+
+@dataclass
+class Step:
+    writer: str  # "srm" | "lrm"
+    ids: list[int]
+    text: str
+    signals: dict
+    reason: str
+    end: str  # "boundary" | "eos" | "cap" | "budget"
+
+    def to_dict(self) -> dict:
+        return {
+            "writer": self.writer,
+            "text": self.text,
+            "tokens": len(self.ids),
+            "signals": self.signals,
+            "reason": self.reason,
+            "end": self.end,
+        }
+
+
+@dataclass
+class Trace:
+    question: str
+    method: str
+    answer: str | None
+    text: str
+    prompt_tokens: int
+    latency_s: float
+    config: dict
+    steps: list[Step]
+    usage: dict[str, ModelUsage]
+    finish_reason: str  # "eos" | "budget" | "collapse"
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def lrm_token_share(self) -> float:
+        gen = sum(len(s.ids) for s in self.steps)
+        return sum(len(s.ids) for s in self.steps if s.writer == "lrm") / gen if gen else 0.0
+
+    def to_dict(self) -> dict:
+        return {
+            "question": self.question,
+            "method": self.method,
+            "answer": self.answer,
+            "text": self.text,
+            "prompt_tokens": self.prompt_tokens,
+            "latency_s": round(self.latency_s, 4),
+            "finish_reason": self.finish_reason,
+            "lrm_token_share": round(self.lrm_token_share, 4),
+            "config": self.config,
+            "steps": [s.to_dict() for s in self.steps],
+            "usage": {k: v.to_dict() for k, v in self.usage.items()},
+            **({"meta": self.meta} if self.meta else {}),
+        }

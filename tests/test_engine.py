@@ -1,0 +1,161 @@
+"""Engine tests on tiny random Qwen2 models (real transformers forwards, real KV caches)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tandem.backends.base import ENGINE
+from tandem.config import RunConfig, Settings
+from tandem.engine import Engine
+from tandem.policies import Decision, Policy, register
+from tandem.prompt import prompt_ids
+from tandem.signals import BoundaryTokens
+
+QUESTION = "A baker makes 48 cookies and sells them for 2 dollars each. How many dollars does he earn?"
+
+
+@register
+class Alternate(Policy):
+    """Test policy: hands every other step to the LRM, so both caches see handoffs."""
+
+    name = "test-alternate"
+
+    def choose(self, view):
+        return Decision("lrm" if view.index % 2 else "srm", "alternate")
+
+
+def run(pair, method, max_tokens=60, **settings):
+    engine = Engine(*pair)
+    cfg = RunConfig(method=method, max_tokens=max_tokens, settings=Settings(**settings))
+    return engine, engine.solve(QUESTION, cfg)
+
+
+def ctx_ids(engine, trace):
+    return prompt_ids(engine.tokenizer, QUESTION) + [t for s in trace.steps for t in s.ids]
+
+
+@pytest.mark.parametrize("method,which", [("srm", 0), ("lrm", 1)])
+def test_single_model_equals_generate(tiny_pair, method, which):
+    engine, trace = run(tiny_pair, method, max_tokens=50, max_step_tokens=7)
+    model = tiny_pair[which]
+    prompt = prompt_ids(engine.tokenizer, QUESTION)
+    bounds = engine.boundaries("\n\n")
+    with torch.inference_mode():
+        ref = model.model.generate(
+            torch.tensor([prompt]), max_new_tokens=50, do_sample=False,
+            eos_token_id=sorted(bounds.eos_ids), pad_token_id=engine.tokenizer.pad_token_id,
+        )[0, len(prompt):].tolist()
+    assert ctx_ids(engine, trace)[len(prompt):] == ref
+    other = trace.usage["lrm" if method == "srm" else "srm"]
+    assert other.prompt_tokens == other.completion_tokens == 0
+
+
+def test_boundary_tokens_by_id_include_merged_tokens(tiny_tokenizer):
+    bounds = BoundaryTokens(tiny_tokenizer)
+    texts = {i: tiny_tokenizer.decode([i]) for i in bounds.ids}
+    assert any(t == "\n\n" for t in texts.values())
+    assert any(t != "\n\n" and "\n\n" in t for t in texts.values()), "a merged token such as '.\\n\\n' must count"
+    single = tiny_tokenizer.convert_tokens_to_ids("Ċ")
+    assert not bounds.is_boundary(single)
+    assert bounds.is_eos(tiny_tokenizer.eos_token_id)
+
+
+@pytest.mark.parametrize("method", ["test-alternate", "glimprouter", "rankguide"])
+def test_handoff_accounting(tiny_pair, method):
+    """A model prefills at most: the prompt + the other model's tokens + engine tokens + one per step."""
+    engine, trace = run(tiny_pair, method, max_tokens=80, max_step_tokens=6, te=5.9, window=3, delimiter=" ")
+    writers = [s.writer for s in trace.steps]
+    assert "srm" in writers or "lrm" in writers
+    gen = {w: sum(len(s.ids) for s in trace.steps if s.writer == w) for w in ("srm", "lrm")}
+    n_steps = len(trace.steps)
+    for me, other in (("srm", "lrm"), ("lrm", "srm")):
+        u = trace.usage[me]
+        assert u.completion_tokens == gen[me]
+        if u.prompt_tokens:
+            assert u.prompt_tokens <= trace.prompt_tokens + gen[other] + n_steps
+
+
+def test_alternating_caches_match_fresh_prefill(tiny_pair):
+    """After many handoffs each model's KV cache gives the logits of a fresh prefill of the same ids."""
+    from tandem.engine import _Run
+
+    engine = Engine(*tiny_pair)
+    cfg = RunConfig(method="test-alternate", max_tokens=40, settings=Settings(max_step_tokens=5))
+    r = _Run(engine, prompt_ids(engine.tokenizer, QUESTION), cfg, QUESTION, None)
+    trace = r.execute()
+    assert {s.writer for s in trace.steps} == {"srm", "lrm"}
+    for sess, hf in ((r.srm, tiny_pair[0]), (r.lrm, tiny_pair[1])):
+        sess.sync(r.ctx)  # feed what it has not seen yet
+        with torch.inference_mode():
+            fresh = hf.model(torch.tensor([r.ctx.ids])).logits[0, -1]
+        assert sess.seen == len(r.ctx) == sess.cache.get_seq_length()
+        torch.testing.assert_close(sess.next_logits, fresh.float(), atol=1e-4, rtol=1e-4)
+
+
+def test_captured_states_are_the_layer_input_at_boundaries(tiny_pair):
+    """The rank window receives hidden_states[layer] at each boundary token, as a full forward reports it."""
+    from tandem.engine import _Run
+
+    engine = Engine(*tiny_pair)
+    cfg = RunConfig(method="srm", max_tokens=40, settings=Settings(window=2, delimiter=" ", layer=1, max_step_tokens=8))
+    r = _Run(engine, prompt_ids(engine.tokenizer, QUESTION), cfg, QUESTION, None)
+    pushed = []
+    orig = r.window.push
+    r.window.push = lambda h: pushed.append(h) or orig(h)
+    r.execute()
+    bounds = engine.boundaries(" ")
+    positions = [p for p in range(r.ctx.prompt_len, r.srm.seen) if bounds.is_boundary(r.ctx.ids[p])]
+    assert len(pushed) == len(positions) > 0
+    with torch.inference_mode():
+        hs = tiny_pair[0].model(torch.tensor([r.ctx.ids[: r.srm.seen]]), output_hidden_states=True).hidden_states[1][0]
+    for p, h in zip(positions, pushed):
+        torch.testing.assert_close(torch.from_numpy(h), hs[p].float(), atol=1e-4, rtol=1e-4)
+
+
+def test_rankguide_collapse_stops_with_final_answer(tiny_pair):
+    engine, trace = run(tiny_pair, "rankguide", max_tokens=200, max_step_tokens=6, window=2, delimiter=" ", tr1=99, te=99.0)
+    assert trace.finish_reason == "collapse"
+    last = trace.steps[-1]
+    assert last.reason.startswith("collapse") and last.text.startswith("Final answer: \\boxed{")
+    # the windows before collapse: all low rank, so the LRM wrote every routed step
+    assert all(s.writer == "lrm" for s in trace.steps[:-1] if s.signals["r1"] is not None)
+
+
+def test_rankguide_routes_on_entropy_before_window_is_full(tiny_pair):
+    _, hi = run(tiny_pair, "rankguide", max_tokens=30, max_step_tokens=5, te=0.0)
+    assert {s.writer for s in hi.steps} == {"lrm"} and all(s.signals["r1"] is None for s in hi.steps)
+    _, lo = run(tiny_pair, "rankguide", max_tokens=30, max_step_tokens=5, te=99.0)
+    assert {s.writer for s in lo.steps} == {"srm"}
+
+
+def test_glimpse_discard_equals_reuse_under_greedy(tiny_pair):
+    _, a = run(tiny_pair, "glimprouter", te=99.0, glimpse="reuse", max_step_tokens=5)
+    _, b = run(tiny_pair, "glimprouter", te=99.0, glimpse="discard", max_step_tokens=5)
+    assert a.text == b.text
+
+
+def test_entropy_topk_mode_matches_renormalised_definition(tiny_pair):
+    from tandem.signals import entropy
+
+    logits = torch.randn(400)
+    top = torch.softmax(torch.topk(logits, 20).values, -1)
+    assert entropy(logits, top_k=20) == pytest.approx(float(-(top * top.log()).sum()), rel=1e-5)
+    full = torch.softmax(logits, -1)
+    assert entropy(logits) == pytest.approx(float(-(full * full.log()).sum()), rel=1e-5)
+
+
+def test_budget_and_json_schema(tiny_pair):
+    _, trace = run(tiny_pair, "glimprouter", max_tokens=17, max_step_tokens=5)
+    d = trace.to_dict()
+    assert sum(s["tokens"] for s in d["steps"]) <= 17 and d["finish_reason"] in ("budget", "eos")
+    assert set(d) >= {"question", "method", "answer", "text", "prompt_tokens", "latency_s", "config", "steps", "usage"}
+    assert set(d["usage"]["srm"]) == {"prompt_tokens", "completion_tokens", "seconds"}
+    assert set(d["steps"][0]) >= {"writer", "text", "tokens", "signals", "reason"}
+    assert set(d["steps"][0]["signals"]) == {"entropy", "r1", "r2"}
+
+
+def test_seeded_sampling_reproduces(tiny_pair):
+    _, a = run(tiny_pair, "glimprouter", temperature=1.0, max_step_tokens=5)
+    _, b = run(tiny_pair, "glimprouter", temperature=1.0, max_step_tokens=5)
+    assert a.text == b.text

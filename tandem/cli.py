@@ -120,6 +120,8 @@ def _print_step(index: int, step) -> None:
 
 def _print_summary(trace, load_s: float) -> None:
     out.rule()
+    for w in trace.meta.get("warnings", []):
+        err.print(f"[yellow]warning:[/] {escape(w)}")
     out.print(f"[bold]answer:[/] {escape(str(trace.answer))}   ({trace.finish_reason})")
     out.print(f"latency {trace.latency_s:.2f} s (models loaded in {load_s:.1f} s) · LRM token share {trace.lrm_token_share:.0%}")
     for role, u in trace.usage.items():

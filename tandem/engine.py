@@ -153,6 +153,9 @@ class _Run:
             "dims": "x".join(map(str, self.window.dims)),
             "windows": len(self.window.history),
         }
+        warnings = self.policy.warnings(self.window.max_ranks)
+        if warnings:
+            meta["warnings"] = warnings
         return Trace(
             question=self.question,
             method=self.config.method,

@@ -159,3 +159,11 @@ def test_seeded_sampling_reproduces(tiny_pair):
     _, a = run(tiny_pair, "glimprouter", temperature=1.0, max_step_tokens=5)
     _, b = run(tiny_pair, "glimprouter", temperature=1.0, max_step_tokens=5)
     assert a.text == b.text
+
+
+def test_rankguide_warns_when_a_threshold_is_unreachable(tiny_pair):
+    # hidden 64 -> dims 16x4x1: r2 <= min(2*16, 4) = 4 with window 2
+    _, trace = run(tiny_pair, "rankguide", max_tokens=10, window=2, tr2=60)
+    assert any("tr2=60 exceeds" in w for w in trace.meta["warnings"])
+    _, ok = run(tiny_pair, "rankguide", max_tokens=10, window=2, tr1=2, tr2=3)
+    assert "warnings" not in ok.meta

@@ -86,3 +86,15 @@ def test_identical_steps_collapse_to_rank_one():
     for _ in range(5):
         r = win.push(h)
     assert r[0] == 1
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10_000), eps=st.floats(0.02, 0.5))
+def test_r1_matches_plain_svd_of_the_step_unfolding(seed, eps):
+    """Cross-check against numpy's SVD: r1 is the smallest rank of the W x d unfolding within the budget."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((10, 3)) @ rng.standard_normal((3, 896)) + 0.2 * rng.standard_normal((10, 896))
+    s = np.linalg.svd(x, compute_uv=False)
+    budget = eps**2 * np.sum(x * x) / 3
+    expected = next(r for r in range(1, 11) if np.sum(s[r:] ** 2) <= budget)
+    assert tt_ranks(x.reshape(10, 16, 14, 4), eps)[0] == expected

@@ -71,3 +71,7 @@ class Policy:
 
     def choose(self, view: StepView) -> Decision:
         raise NotImplementedError
+
+    def warnings(self, max_ranks: list[int]) -> list[str]:
+        """Settings that cannot work with this model (e.g. a threshold no rank can reach)."""
+        return []

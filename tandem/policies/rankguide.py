@@ -24,6 +24,16 @@ def rank_is_low(ranks: list[int], tr1: int, tr2: int) -> bool:
 class RankGuide(Policy):
     name = "rankguide"
 
+    def warnings(self, max_ranks: list[int]) -> list[str]:
+        s, out = self.settings, []
+        for name, threshold, cap in (("tr1", s.tr1, max_ranks[0]), ("tr2", s.tr2, max_ranks[1] if len(max_ranks) > 1 else None)):
+            if cap is not None and threshold > cap:
+                out.append(
+                    f"{name}={threshold} exceeds the largest possible rank {cap} for window {s.window} and dims "
+                    f"{s.dims or 'auto'}: every full window counts as low rank (lower {name} or change dims)"
+                )
+        return out
+
     def choose(self, view: StepView) -> Decision:
         s = self.settings
         recent = view.rank_history[-s.window :]

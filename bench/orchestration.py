@@ -1,0 +1,77 @@
+"""Orchestration overhead of the engine on real problems (GSM8K test, embedded pair).
+
+    .venv/bin/python bench/orchestration.py --method rankguide --limit 10 --max-tokens 400
+
+For each problem: wall time of the collaborative run, against what the same
+generated tokens cost in plain single-model decoding, using each model's
+per-token decode time measured in this same run (a 48-token greedy decode of
+each model alone, before the problems). Also reported: the share of wall time
+spent outside model forwards (Python, signals, bookkeeping). Target: ratio <= 1.10.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+from tandem.backends.loading import load_pair
+from tandem.config import RunConfig, Settings
+from tandem.engine import Engine
+from tandem.eval.datasets import load
+
+
+def decode_seconds_per_token(engine: Engine, role: str, question: str, n: int = 48) -> float:
+    """Per-token decode time of one model alone (its prompt prefill excluded)."""
+    cfg = RunConfig(method=role, max_tokens=1, settings=Settings(max_step_tokens=1))
+    prefill_only = engine.solve(question, cfg).usage[role].seconds  # prompt prefill + 1 sample
+    cfg = RunConfig(method=role, max_tokens=n, settings=Settings(max_step_tokens=n, delimiter="\x00never"))
+    full = engine.solve(question, cfg).usage[role]
+    return (full.seconds - prefill_only) / (full.completion_tokens - 1)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--method", default="rankguide")
+    ap.add_argument("--limit", type=int, default=10)
+    ap.add_argument("--max-tokens", type=int, default=400)
+    ap.add_argument("--out", default=None, help="write per-problem rows as JSON lines")
+    args = ap.parse_args()
+    srm, lrm, load_s = load_pair(device="cpu")
+    engine = Engine(srm, lrm)
+    problems = load("gsm8k", "test", args.limit)
+    t_srm = decode_seconds_per_token(engine, "srm", problems[0].question)
+    t_lrm = decode_seconds_per_token(engine, "lrm", problems[0].question)
+    print(f"decode: SRM {1 / t_srm:.2f} tok/s, LRM {1 / t_lrm:.2f} tok/s (models loaded in {load_s:.1f} s)")
+    rows = []
+    for p in problems:
+        tr = engine.solve(p.question, RunConfig(method=args.method, max_tokens=args.max_tokens))
+        u = tr.usage
+        ideal = u["srm"].completion_tokens * t_srm + u["lrm"].completion_tokens * t_lrm
+        outside = tr.latency_s - u["srm"].seconds - u["lrm"].seconds
+        row = {
+            "id": p.id, "latency_s": round(tr.latency_s, 2), "decode_equiv_s": round(ideal, 2),
+            "ratio": round(tr.latency_s / ideal, 3), "outside_models_s": round(outside, 3),
+            "srm_gen": u["srm"].completion_tokens, "lrm_gen": u["lrm"].completion_tokens,
+            "srm_prefill": u["srm"].prompt_tokens, "lrm_prefill": u["lrm"].prompt_tokens,
+            "steps": len(tr.steps), "windows": tr.meta["windows"], "answer": tr.answer, "gold": p.gold,
+        }
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    total = sum(r["latency_s"] for r in rows)
+    ideal = sum(r["decode_equiv_s"] for r in rows)
+    outside = sum(r["outside_models_s"] for r in rows)
+    print(
+        f"\n{args.method} on {len(rows)} GSM8K problems: wall {total:.1f} s, decode-equivalent {ideal:.1f} s, "
+        f"ratio {total / ideal:.3f} (median per problem {statistics.median(r['ratio'] for r in rows):.3f}); "
+        f"outside model forwards {outside:.2f} s = {outside / total:.2%} of wall"
+    )
+    if args.out:
+        with open(args.out, "w") as f:
+            for r in rows:
+                f.write(json.dumps(r) + "\n")
+
+
+if __name__ == "__main__":
+    main()

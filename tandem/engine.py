@@ -116,7 +116,7 @@ class _Run:
         cap = min(s.max_step_tokens, self.config.max_tokens - self.ctx.generated)
         stop = lambda t: self.bounds.is_boundary(t) or self.bounds.is_eos(t)  # noqa: E731
         ids = self.session(decision.writer).generate(self.ctx, self.sampler, stop, cap)
-        return self.add_step(decision, signals, ids, self.end_of(ids, cap))
+        return self.add_step(decision, signals, ids, self.end_of(ids))
 
     def write_final_answer(self, decision: Decision, signals: Signals) -> Step:
         """Eq. 4 collapse: append the final-answer cue and let the chosen model close the box."""
@@ -127,7 +127,7 @@ class _Run:
         ids = self.session(decision.writer).generate(self.ctx, self.sampler, self.bounds.is_eos, cap)
         return self.add_step(decision, signals, ids, "eos" if self.bounds.is_eos(ids[-1]) else "cap", prefix=FINAL_ANSWER_CUE)
 
-    def end_of(self, ids: list[int], cap: int) -> str:
+    def end_of(self, ids: list[int]) -> str:
         last = ids[-1]
         if self.bounds.is_eos(last):
             return "eos"

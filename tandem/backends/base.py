@@ -49,18 +49,21 @@ class ModelUsage:
     ``prompt_tokens`` counts every token the model processed without having
     generated it (the initial prompt, catch-up on the other model's tokens,
     engine-inserted tokens); ``completion_tokens`` the tokens it generated;
-    ``seconds`` the wall time spent in its forward passes and sampling.
+    ``seconds`` the wall time spent in its forward passes and sampling, of
+    which ``prefill_seconds`` in forwards that fed tokens it did not generate.
     """
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
     seconds: float = 0.0
+    prefill_seconds: float = 0.0
 
     def to_dict(self) -> dict:
         return {
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "seconds": round(self.seconds, 4),
+            "prefill_seconds": round(self.prefill_seconds, 4),
         }
 
 

@@ -118,8 +118,12 @@ class HFSession:
             if wanted:
                 hs = self.hf.take_captured()[0]
                 states = [hs[w].float().cpu().numpy() for w in wanted]
-        self.usage.seconds += time.perf_counter() - t0
-        self.usage.prompt_tokens += sum(1 for w in ctx.writers[start:] if w != self.role)
+        elapsed = time.perf_counter() - t0
+        foreign = sum(1 for w in ctx.writers[start:] if w != self.role)
+        self.usage.seconds += elapsed
+        self.usage.prompt_tokens += foreign
+        if foreign:
+            self.usage.prefill_seconds += elapsed
         self.seen = len(ctx)
         return states
 

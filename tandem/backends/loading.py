@@ -46,12 +46,13 @@ def load_model(spec: str, role: str, device: str = "auto", dtype: str = "auto") 
     else:
         path, name = spec, Path(spec).name if Path(spec).exists() else spec
     try:
-        tok = AutoTokenizer.from_pretrained(path)
-        lm = AutoModelForCausalLM.from_pretrained(path, dtype=resolve_dtype(dtype, device)).to(device)
+        # local_files_only: tandem never downloads; fetch hub models beforehand (e.g. `hf download ID`)
+        tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        lm = AutoModelForCausalLM.from_pretrained(path, dtype=resolve_dtype(dtype, device), local_files_only=True).to(device)
     except OSError as e:
         raise ModelLoadError(
             f"cannot load {role.upper()} model {spec!r}: {e}. Give a local folder, a model already in "
-            "the Hugging Face cache, or `embedded`."
+            "the Hugging Face cache (tandem never downloads), or `embedded`."
         ) from None
     return HFModel(lm, tok, name=name, source=str(path))
 

@@ -64,7 +64,7 @@ class Decision:
 class Policy:
     name: ClassVar[str] = "base"
     needs_srm: ClassVar[bool] = True  # run the SRM at every step start (signals need it)
-    reuse_glimpse: ClassVar[bool] = True  # an SRM step starts from the step-start distribution already computed
+    reuse_glimpse: bool = True  # an SRM step starts from the step-start distribution already computed
 
     def __init__(self, settings: Settings):
         self.settings = settings

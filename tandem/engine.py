@@ -100,11 +100,10 @@ class _Run:
         """Feed the SRM what it has not seen; entropy of its next token and ranks of the newest window."""
         ctx, start = self.ctx, max(self.srm.seen, self.ctx.prompt_len)
         positions = [p for p in range(start, len(ctx)) if self.bounds.is_boundary(ctx.ids[p])]
-        new_window = False
         for state in self.srm.sync(ctx, capture=positions):
-            new_window = self.window.push(state) is not None or new_window
+            self.window.push(state)
         h = entropy(self.srm.next_logits, self.config.settings.entropy_topk)
-        return Signals(entropy=h, ranks=self.window.ranks, new_window=new_window)
+        return Signals(entropy=h, ranks=self.window.ranks)
 
     def session(self, writer: str) -> Session:
         return self.srm if writer == "srm" else self.lrm

@@ -22,12 +22,10 @@ class Signals:
 
     ``entropy``: of the SRM's next-token distribution (the first token of this step).
     ``ranks``: TT ranks r1..rN of the newest window of W boundary states (None before W steps).
-    ``new_window``: whether ``ranks`` belong to a window completed by the last step.
     """
 
     entropy: float | None = None
     ranks: list[int] | None = None
-    new_window: bool = False
 
     @property
     def r1(self) -> int | None:

@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from accounting import assert_handoff_accounting
 from typer.testing import CliRunner
 
 from tandem.config import RunConfig, Settings
@@ -49,12 +50,7 @@ def test_each_method_solves_a_word_problem(engine, method):
     writers = {s.writer for s in trace.steps}
     if method in ("srm", "lrm"):
         assert writers == {method}
-    u = trace.usage
-    gen = {w: sum(len(s.ids) for s in trace.steps if s.writer == w) for w in ("srm", "lrm")}
-    for me, other in (("srm", "lrm"), ("lrm", "srm")):
-        assert u[me].completion_tokens == gen[me]
-        if u[me].prompt_tokens:
-            assert u[me].prompt_tokens <= trace.prompt_tokens + gen[other] + len(trace.steps)
+    assert_handoff_accounting(trace)
     if method != "lrm":
         assert all(s.signals["entropy"] is not None for s in trace.steps)
 

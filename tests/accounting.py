@@ -1,0 +1,12 @@
+"""The handoff-accounting check shared by the unit and end-to-end tests."""
+
+
+def assert_handoff_accounting(trace) -> None:
+    """Each model generated exactly its steps' tokens, and prefilled at most:
+    the prompt + the other model's generated tokens + one per step."""
+    gen = {w: sum(len(s.ids) for s in trace.steps if s.writer == w) for w in ("srm", "lrm")}
+    for me, other in (("srm", "lrm"), ("lrm", "srm")):
+        u = trace.usage[me]
+        assert u.completion_tokens == gen[me]
+        if u.prompt_tokens:
+            assert u.prompt_tokens <= trace.prompt_tokens + gen[other] + len(trace.steps)

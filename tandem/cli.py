@@ -15,12 +15,14 @@ from rich.text import Text
 from tandem.backends.embedded import EmbeddedError
 from tandem.backends.loading import ModelLoadError
 from tandem.config import ConfigError
+from tandem.eval.datasets import DatasetError
+from tandem.eval.runner import EvalError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 out = Console()
 err = Console(stderr=True)
 
-USER_ERRORS = (ConfigError, ModelLoadError, EmbeddedError, ValueError, FileNotFoundError)
+USER_ERRORS = (ConfigError, ModelLoadError, EmbeddedError, DatasetError, EvalError, ValueError, FileNotFoundError)
 WRITER_STYLE = {"srm": "cyan", "lrm": "magenta"}
 
 
@@ -128,6 +130,179 @@ def _print_summary(trace, load_s: float) -> None:
         out.print(
             f"  {role.upper()}: generated {u.completion_tokens} tokens, prefilled {u.prompt_tokens}, {u.seconds:.2f} s"
         )
+
+
+def _load_engine(cfg, device: str, dtype: str):
+    from tandem.backends.loading import load_pair
+    from tandem.engine import Engine
+
+    _quiet_transformers()
+    with err.status("loading models"):
+        s, l, load_s = load_pair(cfg.srm, cfg.lrm, device, dtype)
+    return Engine(s, l), load_s
+
+
+def _progress():
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+        console=err,
+    )
+
+
+class _Tally:
+    """Running accuracy and mean latency for a progress bar."""
+
+    def __init__(self):
+        self.n = self.correct = 0
+        self.latency = 0.0
+
+    def add(self, rec: dict) -> str:
+        self.n += 1
+        self.correct += bool(rec["correct"])
+        self.latency += rec["latency_s"]
+        return f"acc {self.correct / self.n:.1%} · {self.latency / self.n:.1f} s/problem"
+
+
+def _eval_one(engine, problems, cfg, out: Path, dataset: dict, workers: int, label: str, steer=None):
+    from tandem.eval.runner import ResultsFile, make_header, run_eval
+
+    header = make_header(engine, cfg, dataset, steer)
+    tally = _Tally()
+    with _progress() as bar:
+        task = bar.add_task(label, total=len(problems), stats="")
+        records, errors = run_eval(
+            engine, problems, cfg, ResultsFile(out), header, workers,
+            on_result=lambda r: bar.update(task, advance=1, stats=tally.add(r)),
+        )
+    n = len(records)
+    acc = sum(r["correct"] for r in records) / n if n else 0.0
+    err.print(f"{label}: {n}/{len(problems)} done, accuracy {acc:.1%} -> {out}")
+    for pid, msg in errors.items():
+        err.print(f"[red]failed[/] {pid}: {escape(msg)}")
+    return errors
+
+
+def _fields(question_field, answer_field, id_field, tests_field):
+    from tandem.eval.datasets import Fields
+
+    return Fields(question_field, answer_field, id_field, tests_field)
+
+
+@app.command("eval")
+def eval_(
+    dataset: str = typer.Option(..., "--dataset", "-d", help="gsm8k | math500 | path/to/problems.jsonl"),
+    out: Path = typer.Option(..., "--out", "-o", help="results JSONL (re-run the same command to resume)"),
+    split: str = typer.Option("test", help="train | test"),
+    limit: Optional[int] = typer.Option(None, help="first N problems"),
+    method: Optional[str] = typer.Option(None, "--method", "-m"),
+    set_: list[str] = typer.Option([], "--set", help="NAME=VALUE setting, repeatable"),
+    config: Optional[Path] = typer.Option(None, "--config", help="TOML run config"),
+    seed: Optional[int] = typer.Option(None),
+    max_tokens: Optional[int] = typer.Option(None, "--max-tokens"),
+    srm: Optional[str] = typer.Option(None),
+    lrm: Optional[str] = typer.Option(None),
+    device: str = typer.Option("auto"),
+    dtype: str = typer.Option("auto"),
+    workers: int = typer.Option(1, min=1, help="problems in flight at once (use 1 for latency numbers)"),
+    question_field: str = typer.Option("question", help="JSONL field with the problem"),
+    answer_field: str = typer.Option("answer", help="JSONL field with the gold answer"),
+    id_field: str = typer.Option("id", help="JSONL field with the problem id"),
+    tests_field: str = typer.Option("tests", help="JSONL field with code tests [{input, output}]"),
+):
+    """Solve and grade a dataset; one JSON line per problem, resumable."""
+    from tandem.config import build_config
+    from tandem.eval import datasets
+    from tandem.eval.runner import dataset_info
+    from tandem.policies import get_policy
+
+    try:
+        cfg = build_config(config, set_, method=method, seed=seed, max_tokens=max_tokens, srm=srm, lrm=lrm)
+        get_policy(cfg.method)
+        fields = _fields(question_field, answer_field, id_field, tests_field)
+        problems = datasets.load(dataset, split, limit, fields)
+        engine, _ = _load_engine(cfg, device, dtype)
+        errors = _eval_one(engine, problems, cfg, out, dataset_info(dataset, split, fields), workers, cfg.method)
+    except USER_ERRORS as e:
+        _fail(e)
+    if errors:
+        raise typer.Exit(1)
+
+
+@app.command()
+def sweep(
+    dataset: str = typer.Option(..., "--dataset", "-d", help="gsm8k | math500 | path/to/problems.jsonl"),
+    config: Path = typer.Option(..., "--config", help="sweep TOML ([[grid]] tables; see sweeps/paper-grid.toml)"),
+    out: Path = typer.Option(..., "--out", "-o", help="folder: one eval file per point (re-run to resume)"),
+    split: str = typer.Option("test"),
+    limit: Optional[int] = typer.Option(None),
+    device: str = typer.Option("auto"),
+    dtype: str = typer.Option("auto"),
+    workers: int = typer.Option(1, min=1),
+):
+    """Run every point of a methods x thresholds grid; resumable as a whole."""
+    import shutil
+
+    from tandem.eval import datasets
+    from tandem.eval.runner import dataset_info
+    from tandem.eval.sweep import expand
+    from tandem.policies import get_policy
+
+    failed = 0
+    try:
+        points = expand(config)
+        for _, cfg in points:
+            get_policy(cfg.method)
+        problems = datasets.load(dataset, split, limit)
+        out.mkdir(parents=True, exist_ok=True)
+        if config.resolve() != (out / "sweep.toml").resolve():
+            shutil.copyfile(config, out / "sweep.toml")
+        engine, _ = _load_engine(points[0][1], device, dtype)
+        for i, (name, cfg) in enumerate(points, 1):
+            errors = _eval_one(engine, problems, cfg, out / f"{name}.jsonl", dataset_info(dataset, split), workers, f"[{i}/{len(points)}] {name}")
+            failed += len(errors)
+    except USER_ERRORS as e:
+        _fail(e)
+    err.print(f"sweep done: {len(points)} points in {out}; next: tandem report {out}")
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def report(
+    runs: list[Path] = typer.Argument(..., help="eval files or folders of them"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="folder for report.md and pareto.png (default: next to the runs)"),
+):
+    """Table 1-style Markdown report and a Pareto plot (accuracy vs latency) from eval files."""
+    from tandem.analysis.report import report as make_report
+
+    try:
+        folder = make_report(runs, out)
+    except USER_ERRORS as e:
+        _fail(e)
+    out_ = folder / "report.md"
+    print(out_.read_text())
+    err.print(f"wrote {out_} and {folder / 'pareto.png'}")
+
+
+@app.command()
+def analyze(
+    runs: list[Path] = typer.Argument(..., help="eval files or folders (e.g. an SRM-only and an LRM-only run)"),
+    out: Path = typer.Option(Path("figures"), "--out", "-o"),
+    tr1: Optional[int] = typer.Option(None, help="low-rank threshold for the entropy split (default: each run's)"),
+    tr2: Optional[int] = typer.Option(None),
+):
+    """The paper's section-3 study on your traces: rank minima, entropy by rank, validation ratios."""
+    from tandem.analysis.study import analyze as run_analysis
+
+    try:
+        folder = run_analysis(runs, out, tr1, tr2)
+    except USER_ERRORS as e:
+        _fail(e)
+    print((folder / "summary.md").read_text())
+    err.print(f"wrote figures and summary.md to {folder}")
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -88,6 +88,11 @@ def build_config(file: str | Path | None = None, assignments: list[str] = (), **
     settings = dict(data.pop("settings", {}) or {})
     data.update({k: v for k, v in overrides.items() if v is not None})
     settings.update(parse_assignments(list(assignments)))
+    return make_config(data, settings)
+
+
+def make_config(data: dict, settings: dict) -> RunConfig:
+    """Validate run keys and settings together; errors name the bad key and list the known ones."""
     try:
         valid_settings = Settings(**settings)
     except ValidationError as e:

@@ -26,8 +26,9 @@ from tandem.answer import last_boxed
 from tandem.backends.base import ENGINE, Context, Session
 from tandem.config import RunConfig
 from tandem.policies import Decision, Policy, Signals, StepView, get_policy
-from tandem.prompt import FINAL_ANSWER_CUE, prompt_ids
+from tandem.prompt import FINAL_ANSWER_CUE, INSTRUCTION, prompt_ids
 from tandem.sampling import Sampler
+from tandem.step_labels import StepLabeler
 from tandem.signals import BoundaryTokens, RankWindow, entropy
 from tandem.trace import Step, Trace
 
@@ -41,6 +42,7 @@ class Engine:
         self.srm = srm
         self.lrm = lrm
         self.tokenizer = srm.tokenizer
+        self.labeler = StepLabeler()
         self._boundaries: dict[str, BoundaryTokens] = {}
 
     def boundaries(self, delimiter: str) -> BoundaryTokens:
@@ -48,9 +50,11 @@ class Engine:
             self._boundaries[delimiter] = BoundaryTokens(self.tokenizer, delimiter)
         return self._boundaries[delimiter]
 
-    def solve(self, question: str, config: RunConfig | None = None, on_step: OnStep | None = None) -> Trace:
+    def solve(
+        self, question: str, config: RunConfig | None = None, on_step: OnStep | None = None, instruction: str = INSTRUCTION
+    ) -> Trace:
         config = config or RunConfig()
-        return self.run(prompt_ids(self.tokenizer, question), config, question=question, on_step=on_step)
+        return self.run(prompt_ids(self.tokenizer, question, instruction), config, question=question, on_step=on_step)
 
     def run(self, prompt: list[int], config: RunConfig, question: str = "", on_step: OnStep | None = None) -> Trace:
         """Solve from prompt ids; ``on_step(index, step)`` is called as each step finishes."""
@@ -136,7 +140,8 @@ class _Run:
 
     def add_step(self, decision: Decision, signals: Signals, ids: list[int], end: str, prefix: str = "") -> Step:
         text = prefix + self.engine.tokenizer.decode(ids, skip_special_tokens=True)
-        step = Step(decision.writer, ids, text, signals.to_dict(), decision.reason, end)
+        label = self.engine.labeler.label(text)
+        step = Step(decision.writer, ids, text, signals.to_dict(), decision.reason, end, label)
         self.steps.append(step)
         if self.on_step is not None:
             self.on_step(len(self.steps) - 1, step)

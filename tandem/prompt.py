@@ -7,6 +7,12 @@ INSTRUCTION = (
     "with a blank line. Put the final answer in \\boxed{{}}.\n\n{question}"
 )
 
+CODE_INSTRUCTION = (
+    "Solve the following programming problem. Reason step by step and separate consecutive steps "
+    "with a blank line. End with one complete Python program in a ```python code block that reads "
+    "standard input and writes standard output.\n\n{question}"
+)
+
 # Appended (as token ids) when RankGuide stops a collapsed trajectory: the writer completes the box.
 FINAL_ANSWER_CUE = "Final answer: \\boxed{"
 

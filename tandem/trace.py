@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from tandem.backends.base import ModelUsage
+from tandem.step_labels import validation_ratio
 
 
 @dataclass
@@ -15,6 +16,7 @@ class Step:
     signals: dict
     reason: str
     end: str  # "boundary" | "eos" | "cap" | "budget"
+    label: str = "execution"  # "execution" | "reflection" | "transition" (tandem.step_labels)
 
     def to_dict(self) -> dict:
         return {
@@ -24,6 +26,7 @@ class Step:
             "signals": self.signals,
             "reason": self.reason,
             "end": self.end,
+            "label": self.label,
         }
 
 
@@ -46,7 +49,12 @@ class Trace:
         gen = sum(len(s.ids) for s in self.steps)
         return sum(len(s.ids) for s in self.steps if s.writer == "lrm") / gen if gen else 0.0
 
+    @property
+    def validation_ratio(self) -> float | None:
+        return validation_ratio(s.label for s in self.steps)
+
     def to_dict(self) -> dict:
+        vr = self.validation_ratio
         return {
             "question": self.question,
             "method": self.method,
@@ -56,6 +64,7 @@ class Trace:
             "latency_s": round(self.latency_s, 4),
             "finish_reason": self.finish_reason,
             "lrm_token_share": round(self.lrm_token_share, 4),
+            "validation_ratio": None if vr is None else round(vr, 4),
             "config": self.config,
             "steps": [s.to_dict() for s in self.steps],
             "usage": {k: v.to_dict() for k, v in self.usage.items()},

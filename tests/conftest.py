@@ -80,3 +80,16 @@ def embedded_pair():
         pytest.skip("embedded pair not prepared: run `tandem setup` (the README set-up line does)")
     srm, lrm, _ = load_pair("embedded", "embedded", device="cpu")
     return srm, lrm
+
+
+@pytest.fixture(scope="session")
+def tiny_pair_dirs(tiny_tokenizer, tmp_path_factory):
+    """The tiny pair saved as model folders, for CLI runs in a subprocess (``--srm DIR --lrm DIR``)."""
+    root = tmp_path_factory.mktemp("tiny-models")
+    dirs = []
+    for name, seed, layers, hidden in (("srm", 1, 4, 64), ("lrm", 2, 6, 96)):
+        d = root / name
+        tiny_qwen(tiny_tokenizer, seed=seed, layers=layers, hidden=hidden).save_pretrained(d)
+        tiny_tokenizer.save_pretrained(d)
+        dirs.append(d)
+    return tuple(dirs)

@@ -43,6 +43,7 @@ class HFModel:
         self.device = next(model.parameters()).device
         self.lock = threading.RLock()  # one forward at a time: the hook state is per model
         self._captured: torch.Tensor | None = None
+        self.fingerprint: dict = {"kind": "none", "value": None}  # set by the loader (weights hash)
 
     def resolve_layer(self, layer: int | None) -> int:
         """The capture layer: ``layer`` checked against the model, or the middle layer for None."""

@@ -6,6 +6,9 @@ Hugging Face model id already in the local HF cache (tandem never downloads).
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
 import time
 from pathlib import Path
 
@@ -54,7 +57,46 @@ def load_model(spec: str, role: str, device: str = "auto", dtype: str = "auto") 
             f"cannot load {role.upper()} model {spec!r}: {e}. Give a local folder, a model already in "
             "the Hugging Face cache (tandem never downloads), or `embedded`."
         ) from None
-    return HFModel(lm, tok, name=name, source=str(path))
+    hf = HFModel(lm, tok, name=name, source=str(path))
+    hf.fingerprint = fingerprint(spec, role, Path(path))
+    return hf
+
+
+def fingerprint(spec: str, role: str, path: Path) -> dict:
+    """What identifies the weights, for the header of every results file.
+
+    Embedded: the verified GGUF sha256. A Hugging Face cache snapshot: its
+    commit. Any other folder: sha256 over its weight files, cached per
+    (path, size, mtime) under $TANDEM_HOME so it is computed once.
+    """
+    if spec == "embedded":
+        return {"kind": "gguf-sha256", "value": EMBEDDED[role].sha256}
+    m = re.search(r"/snapshots/([0-9a-f]{40})", str(path.resolve()))
+    if m:
+        return {"kind": "hf-snapshot", "value": m.group(1)}
+    files = sorted(p for p in path.glob("*") if p.suffix in (".safetensors", ".bin", ".gguf"))
+    if not files:
+        return {"kind": "none", "value": None}
+    from tandem.backends.embedded import tandem_home
+
+    key = json.dumps([[str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns] for f in files])
+    store = tandem_home() / "fingerprints.json"
+    try:
+        known = json.loads(store.read_text())
+    except (OSError, ValueError):
+        known = {}
+    if key not in known:
+        h = hashlib.sha256()
+        for f in files:
+            with open(f, "rb") as fh:
+                while chunk := fh.read(1 << 22):
+                    h.update(chunk)
+        known[key] = h.hexdigest()
+        store.parent.mkdir(parents=True, exist_ok=True)
+        tmp = store.with_suffix(".tmp")
+        tmp.write_text(json.dumps(known))
+        tmp.replace(store)
+    return {"kind": "weights-sha256", "value": known[key]}
 
 
 def check_same_tokenizer(srm_tok, lrm_tok, srm_name: str = "SRM", lrm_name: str = "LRM") -> None:

@@ -27,6 +27,18 @@ class Problem:
     id: str
     question: str
     gold: str
+    kind: str = "math"  # "math": graded by math-verify; "code": by running ``tests``
+    tests: tuple = ()  # code problems: ({"input": ..., "output": ...}, ...)
+
+
+@dataclass(frozen=True)
+class Fields:
+    """Field names of a user's JSONL (AIME, LiveCodeBench exports, ...)."""
+
+    question: str = "question"
+    answer: str = "answer"
+    id: str = "id"
+    tests: str = "tests"  # present -> a code problem graded by running the tests
 
 
 def _package_data() -> Path:
@@ -43,10 +55,10 @@ def gsm8k_gold(answer: str) -> str:
     return answer.split("####")[-1].strip().replace(",", "")
 
 
-def load(name: str, split: str = "test", limit: int | None = None) -> list[Problem]:
+def load(name: str, split: str = "test", limit: int | None = None, fields: Fields = Fields()) -> list[Problem]:
     """Problems of a packaged dataset (``gsm8k``, ``math500``) or of a local JSONL path."""
     if Path(name).suffix == ".jsonl":
-        problems = load_jsonl(Path(name))
+        problems = load_jsonl(Path(name), fields)
     elif (name, split) in PACKAGED:
         path = _package_data() / PACKAGED[(name, split)]
         rows = _read_jsonl(path)
@@ -60,14 +72,34 @@ def load(name: str, split: str = "test", limit: int | None = None) -> list[Probl
     return problems[:limit] if limit else problems
 
 
-def load_jsonl(path: Path, question: str = "question", answer: str = "answer", id_field: str = "id") -> list[Problem]:
-    return [
-        Problem(str(r.get(id_field, f"{path.stem}-{i}")), str(r[question]), str(r[answer]))
-        for i, r in _read_jsonl(path, required=(question, answer))
-    ]
+def load_jsonl(path: Path, fields: Fields = Fields()) -> list[Problem]:
+    """A local JSONL: one problem per line. A line with a ``tests`` list is a code problem
+    (its ``answer`` field is optional); every other line needs ``question`` and ``answer``."""
+    problems, seen = [], set()
+    for n, r in _read_jsonl(path, required=(fields.question,), numbered=True):
+        pid = str(r.get(fields.id, f"{path.stem}-{len(problems)}"))
+        if pid in seen:
+            raise DatasetError(f"{path}:{n}: duplicate id {pid!r}")
+        seen.add(pid)
+        tests = r.get(fields.tests)
+        if tests is not None:
+            if isinstance(tests, str):
+                try:
+                    tests = json.loads(tests)
+                except json.JSONDecodeError:
+                    raise DatasetError(f"{path}:{n}: field {fields.tests!r} is a string but not JSON") from None
+            if not isinstance(tests, list) or not all(isinstance(t, dict) and "input" in t and "output" in t for t in tests):
+                raise DatasetError(f"{path}:{n}: {fields.tests!r} must be a list of {{\"input\", \"output\"}} objects")
+            problems.append(Problem(pid, str(r[fields.question]), str(r.get(fields.answer, "")), "code", tuple(tests)))
+        elif fields.answer not in r:
+            raise DatasetError(f"{path}:{n}: missing field {fields.answer!r} (or a {fields.tests!r} list for code)")
+        else:
+            problems.append(Problem(pid, str(r[fields.question]), str(r[fields.answer])))
+    return problems
 
 
-def _read_jsonl(path: Path, required: tuple[str, ...] = ()) -> list[tuple[int, dict]]:
+def _read_jsonl(path: Path, required: tuple[str, ...] = (), numbered: bool = False) -> list[tuple[int, dict]]:
+    """Rows as (index, row), or (line number, row) with ``numbered``; a bad line is an error naming it."""
     if not path.is_file():
         raise DatasetError(f"dataset file not found: {path}")
     rows = []
@@ -79,8 +111,10 @@ def _read_jsonl(path: Path, required: tuple[str, ...] = ()) -> list[tuple[int, d
                 row = json.loads(line)
             except json.JSONDecodeError as e:
                 raise DatasetError(f"{path}:{n}: not valid JSON ({e.msg})") from None
+            if not isinstance(row, dict):
+                raise DatasetError(f"{path}:{n}: expected a JSON object")
             missing = [k for k in required if k not in row]
             if missing:
                 raise DatasetError(f"{path}:{n}: missing field(s) {', '.join(missing)}")
-            rows.append((len(rows), row))
+            rows.append((n if numbered else len(rows), row))
     return rows

@@ -1,0 +1,111 @@
+"""``tandem report``: the paper's Table 1 (Markdown) and Fig. 3-style Pareto plot from eval files.
+
+Latency is relative to the LRM-only run and steps relative to the SRM-only
+run when those runs are among the inputs (else the columns show "-").
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tandem.analysis.runs import Run, common_ids, load_runs, summarize
+
+METHOD_ORDER = ["srm", "lrm", "specreason", "glimprouter", "mentorcollab", "rankguide"]
+
+
+def _settings_note(run: Run, base: dict) -> str:
+    diff = {k: v for k, v in run.settings.items() if base.get(k) != v}
+    note = " ".join(f"{k}={v}" for k, v in sorted(diff.items()))
+    if run.steered:
+        s = run.header["steer"]
+        note = f"steer={s.get('kind')} alpha={s.get('alpha')} " + note
+    return note.strip() or "-"
+
+
+def _fmt(x, spec: str) -> str:
+    if x is None:
+        return "-"
+    return format(x, spec) + ("x" if spec == ".2f" else "")
+
+
+def table(runs: list[Run]) -> tuple[str, list[dict]]:
+    ids = common_ids(runs)
+    shared = {k: v for k, v in runs[0].settings.items() if all(r.settings.get(k) == v for r in runs)}
+    rows = [summarize(r, ids) | {"note": _settings_note(r, shared), "steered": r.steered} for r in runs]
+    lrm = _baseline(rows, "lrm")
+    srm = _baseline(rows, "srm")
+    rank = {m: i for i, m in enumerate(METHOD_ORDER)}
+    rows.sort(key=lambda r: (rank.get(r["method"], 99), r["name"]))
+    lines = [
+        f"Problems: {len(ids)} (the ids every run finished). Settings shared by all runs: "
+        + (", ".join(f"{k}={v!r}" for k, v in sorted(shared.items())) or "-")
+        + ". The settings column shows the rest.\n",
+        "| run | method | settings | acc. | latency (s) | latency vs LRM | steps | steps vs SRM | tokens | valid. ratio | LRM share |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lat_rel = r["latency_s"] / lrm["latency_s"] if lrm and lrm["latency_s"] else None
+        steps_rel = r["steps"] / srm["steps"] if srm and srm["steps"] else None
+        r["latency_vs_lrm"], r["steps_vs_srm"] = lat_rel, steps_rel
+        lines.append(
+            f"| {r['name']} | {r['method']} | {r['note']} | {_fmt(r['accuracy'], '.1%')} | {_fmt(r['latency_s'], '.1f')} "
+            f"| {_fmt(lat_rel, '.2f')} | {_fmt(r['steps'], '.1f')} | {_fmt(steps_rel, '.2f')} | {_fmt(r['tokens'], '.0f')} "
+            f"| {_fmt(r['validation_ratio'], '.3f')} | {_fmt(r['lrm_share'], '.1%')} |"
+        )
+    return "\n".join(lines) + "\n", rows
+
+
+def _baseline(rows: list[dict], method: str) -> dict | None:
+    """The unsteered run of ``method`` that the relative columns divide by."""
+    return next((r for r in rows if r["method"] == method and not r["steered"]), None)
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Points not beaten by a faster-or-equal, more-or-equally accurate point; sorted by latency."""
+    front, best = [], float("-inf")
+    for x, y in sorted(points, key=lambda p: (p[0], -p[1])):
+        if y > best:
+            front.append((x, y))
+            best = y
+    return front
+
+
+def pareto_plot(rows: list[dict], path: Path, title: str = "") -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=150)
+    markers = {"srm": "s", "lrm": "D", "rankguide": "*", "glimprouter": "o", "specreason": "^", "mentorcollab": "v"}
+    methods = sorted({r["method"] for r in rows}, key=lambda m: METHOD_ORDER.index(m) if m in METHOD_ORDER else 99)
+    for i, m in enumerate(methods):
+        pts = [(r["latency_s"], 100 * r["accuracy"]) for r in rows if r["method"] == m and r["latency_s"] is not None]
+        color = f"C{i}"
+        ax.scatter(*zip(*pts), marker=markers.get(m, "o"), s=90 if m == "rankguide" else 45, color=color, label=m, zorder=3)
+        front = pareto_front(pts)
+        if len(front) > 1:
+            ax.plot(*zip(*front), color=color, lw=1.2, alpha=0.8, zorder=2)
+    ax.set_xlabel("mean latency per problem (s)")
+    ax.set_ylabel("accuracy (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(frameon=False, fontsize=9)
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def report(paths: list[str | Path], out: Path | None = None) -> Path:
+    """Write report.md and pareto.png next to the runs (or into ``out``); return the folder."""
+    runs = load_runs(paths)
+    first = Path(paths[0])
+    out = out or (first if first.is_dir() else first.parent)
+    out.mkdir(parents=True, exist_ok=True)
+    md, rows = table(runs)
+    h = runs[0].header
+    title = f"{h['dataset'].get('name')} ({len(common_ids(runs))} problems) · {h['models']['srm']['name']} / {h['models']['lrm']['name']}"
+    (out / "report.md").write_text(f"# tandem report\n\n{title}\n\n{md}\n![pareto](pareto.png)\n")
+    pareto_plot(rows, out / "pareto.png", title)
+    return out

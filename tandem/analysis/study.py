@@ -1,0 +1,138 @@
+"""``tandem analyze``: the paper's section-3 study (its Fig. 1) on your own traces.
+
+1. Minimum r1 and r2 over each sample's windows, correct vs incorrect answers
+   (the paper: incorrect SRM answers reach lower minimum ranks).
+2. First-token entropy of steps whose window is low rank vs high rank (the
+   paper: the two signals are complementary, not redundant).
+3. Validation step ratio by run (SRM vs LRM) and by outcome.
+
+Ranks exist only where a full window of W boundary states existed, so the
+study reports how many samples had any; on short solutions (GSM8K with the
+embedded pair) record traces with a smaller ``window``.
+"""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+
+from tandem.analysis.runs import Run, load_runs
+from tandem.policies.rankguide import rank_is_low
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _stats(xs: list[float]) -> str:
+    if not xs:
+        return "n=0"
+    return f"n={len(xs)}, mean {statistics.fmean(xs):.3f}, median {statistics.median(xs):.3f}"
+
+
+def min_ranks(runs: list[Run]) -> dict[str, dict[str, list[int]]]:
+    """{"r1"|"r2": {"correct"|"incorrect": [per-sample minimum]}} over samples with at least one window."""
+    out = {"r1": {"correct": [], "incorrect": []}, "r2": {"correct": [], "incorrect": []}}
+    for run in runs:
+        for r in run.results:
+            key = "correct" if r["correct"] else "incorrect"
+            for rk in ("r1", "r2"):
+                vals = [s["signals"].get(rk) for s in r["steps"] if s["signals"].get(rk) is not None]
+                if vals:
+                    out[rk][key].append(min(vals))
+    return out
+
+
+def entropy_by_rank(runs: list[Run], tr1: int | None, tr2: int | None) -> dict[str, list[float]]:
+    out = {"low rank": [], "high rank": []}
+    for run in runs:
+        t1 = tr1 if tr1 is not None else run.settings.get("tr1", 7)
+        t2 = tr2 if tr2 is not None else run.settings.get("tr2", 60)
+        for r in run.results:
+            for s in r["steps"]:
+                sig = s["signals"]
+                if sig.get("r1") is None or sig.get("entropy") is None:
+                    continue
+                ranks = [sig["r1"]] + ([sig["r2"]] if sig.get("r2") is not None else [])
+                out["low rank" if rank_is_low(ranks, t1, t2) else "high rank"].append(sig["entropy"])
+    return out
+
+
+def validation(runs: list[Run]) -> dict[str, dict[str, list[float]]]:
+    out = {}
+    for run in runs:
+        d = {"all": [], "correct": [], "incorrect": []}
+        for r in run.results:
+            v = r.get("validation_ratio")
+            if v is None:
+                continue
+            d["all"].append(v)
+            d["correct" if r["correct"] else "incorrect"].append(v)
+        out[run.name] = d
+    return out
+
+
+def analyze(paths: list[str | Path], out: Path, tr1: int | None = None, tr2: int | None = None) -> Path:
+    runs = load_runs(paths)
+    out.mkdir(parents=True, exist_ok=True)
+    plt = _plt()
+    ranked = [r for r in runs if r.method != "lrm"]
+    md = [f"# tandem analyze\n\nRuns: {', '.join(f'{r.name} ({r.method}, {len(r.results)} problems)' for r in runs)}\n"]
+
+    mins = min_ranks(ranked)
+    with_ranks = len(mins["r1"]["correct"]) + len(mins["r1"]["incorrect"])
+    total = sum(len(r.results) for r in ranked)
+    md.append(f"## 1. Minimum TT ranks per sample\n\nSamples with at least one full window: {with_ranks} of {total}.\n")
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), dpi=150)
+    for ax, rk in zip(axes, ("r1", "r2")):
+        c, i = mins[rk]["correct"], mins[rk]["incorrect"]
+        vals = c + i
+        if vals:
+            lo, hi = min(vals), max(vals)
+            bins = range(lo, hi + 2) if hi - lo < 30 else 20
+            ax.hist([c, i], bins=bins, label=["correct", "incorrect"], color=["C2", "C3"], alpha=0.8)
+        ax.set_xlabel(f"minimum {rk} over the sample's windows")
+        ax.set_ylabel("samples")
+        ax.legend(frameon=False)
+        md.append(f"- min {rk}: correct {_stats(c)}; incorrect {_stats(i)}")
+    fig.tight_layout()
+    fig.savefig(out / "min_ranks.png")
+    plt.close(fig)
+
+    ent = entropy_by_rank(ranked, tr1, tr2)
+    md.append("\n## 2. Step entropy, low-rank vs high-rank windows\n")
+    md += [f"- {k}: {_stats(v)}" for k, v in ent.items()]
+    fig, ax = plt.subplots(figsize=(5.5, 3.6), dpi=150)
+    if any(ent.values()):
+        ax.hist([ent["low rank"], ent["high rank"]], bins=20, label=["low rank", "high rank"], color=["C1", "C0"], alpha=0.8)
+    ax.set_xlabel("first-token entropy of the step (nats)")
+    ax.set_ylabel("steps")
+    ax.legend(frameon=False)
+    fig.tight_layout()
+    fig.savefig(out / "entropy_by_rank.png")
+    plt.close(fig)
+
+    val = validation(runs)
+    md.append("\n## 3. Validation step ratio\n\n| run | all | correct | incorrect |\n|---|---|---|---|")
+    for name, d in val.items():
+        md.append(f"| {name} | {_stats(d['all'])} | {_stats(d['correct'])} | {_stats(d['incorrect'])} |")
+    fig, ax = plt.subplots(figsize=(max(4, 1.6 * len(val)), 3.6), dpi=150)
+    names = list(val)
+    for j, (k, color) in enumerate((("correct", "C2"), ("incorrect", "C3"))):
+        means = [statistics.fmean(val[n][k]) if val[n][k] else 0.0 for n in names]
+        ax.bar([x + 0.38 * j for x in range(len(names))], means, width=0.38, color=color, label=k)
+    ax.set_xticks([x + 0.19 for x in range(len(names))], names, fontsize=8)
+    ax.set_ylabel("mean validation step ratio")
+    ax.legend(frameon=False)
+    fig.tight_layout()
+    fig.savefig(out / "validation_ratio.png")
+    plt.close(fig)
+
+    md.append("\n![min ranks](min_ranks.png)\n![entropy](entropy_by_rank.png)\n![validation](validation_ratio.png)\n")
+    (out / "summary.md").write_text("\n".join(md))
+    return out

@@ -1,0 +1,233 @@
+"""``tandem eval``: solve a dataset, one JSON line per problem, resumable.
+
+File layout (JSONL):
+
+    {"type": "header", "config": {...}, "dataset": {...}, "models": {...}, "versions": {...}, ...}
+    {"type": "result", "id": ..., "question": ..., "gold": ..., "answer": ..., "correct": ..., ...}
+    ...
+
+A record is appended and flushed as soon as its problem is done. Running the
+same command again resumes: the header must describe the same run (config,
+dataset, model weights, steering vector; otherwise it is an error, never a
+silent mix), finished ids are skipped, and a half-written last line left by a
+crash is cut off before anything is appended.
+
+Problems are independent units of work: ``workers > 1`` solves several at once
+on threads, each with its own KV caches (each in-process model still runs one
+forward at a time; a remote LRM serves them concurrently). Only the main thread
+writes the file. For latency numbers use one worker.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Iterable
+
+from tandem.config import RunConfig
+from tandem.eval.datasets import Problem
+from tandem.eval.grading import grade
+from tandem.prompt import CODE_INSTRUCTION, INSTRUCTION
+
+IDENTITY = ("config", "dataset", "models", "steer")  # header keys that must match to resume
+
+
+class EvalError(ValueError):
+    pass
+
+
+def versions() -> dict:
+    import torch
+    import transformers
+
+    import tandem
+
+    out = {
+        "tandem": tandem.__version__,
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "platform": platform.platform(),
+    }
+    try:
+        root = Path(__file__).resolve().parents[2]
+        out["git"] = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
+        ).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        out["git"] = None
+    return out
+
+
+def make_header(engine, config: RunConfig, dataset: dict, steer: dict | None = None) -> dict:
+    def model(m):
+        return {"name": m.name, "source": getattr(m, "source", m.name), "fingerprint": getattr(m, "fingerprint", None)}
+
+    return {
+        "type": "header",
+        "config": config.model_dump(),
+        "dataset": dataset,
+        "models": {"srm": model(engine.srm), "lrm": model(engine.lrm)},
+        "steer": steer,
+        "versions": versions(),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+class ResultsFile:
+    """One eval's JSONL file: header first, then one result per finished problem."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def read(self) -> tuple[dict | None, list[dict], int]:
+        """(header, results, byte length of the intact part). A torn last line (a crash mid-write)
+        is left out of the intact part; a bad line anywhere else is an error."""
+        if not self.path.exists():
+            return None, [], 0
+        data = self.path.read_bytes()
+        *complete, tail = data.split(b"\n")  # tail: bytes after the last newline (a torn write) or b""
+        header, results, good = None, [], 0
+        for n, raw in enumerate(complete, 1):
+            if raw.strip():
+                try:
+                    rec = json.loads(raw)
+                except json.JSONDecodeError:
+                    if n == len(complete) and not tail.strip():
+                        break  # torn last line
+                    raise EvalError(f"{self.path}:{n}: not valid JSON before the last line; fix or move the file") from None
+                if n == 1 and rec.get("type") != "header":
+                    raise EvalError(f"{self.path}: first line is not a tandem header; is it an eval file?")
+                if rec.get("type") == "header":
+                    header = rec
+                elif rec.get("type") == "result":
+                    results.append(rec)
+            good += len(raw) + 1
+        return header, results, good
+
+    def open(self, header: dict) -> dict[str, dict]:
+        """Start or resume; returns the finished results by id."""
+        old, results, good = self.read()
+        if old is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "w", encoding="utf-8") as f:
+                f.write(json.dumps(header, ensure_ascii=False) + "\n")
+            return {}
+        diff = [k for k in IDENTITY if _canon(old.get(k)) != _canon(header.get(k))]
+        if diff:
+            raise EvalError(
+                f"{self.path} holds a different run ({', '.join(diff)} differ{'s' if len(diff) == 1 else ''}); "
+                "resume only with the same settings, or write to another --out"
+            )
+        if good < self.path.stat().st_size:  # cut a half-written last line left by a crash
+            with open(self.path, "r+b") as f:
+                f.truncate(good)
+        return {r["id"]: r for r in results}
+
+    def append(self, record: dict) -> None:
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def _canon(x) -> str:
+    return json.dumps(x, sort_keys=True)
+
+
+def solve_problem(engine, problem: Problem, config: RunConfig) -> dict:
+    """Solve and grade one problem; the result record."""
+    instruction = CODE_INSTRUCTION if problem.kind == "code" else INSTRUCTION
+    trace = engine.solve(problem.question, config, instruction=instruction)
+    answer, correct, note = grade(problem, trace.text)
+    d = trace.to_dict()
+    return {
+        "type": "result",
+        "id": problem.id,
+        "question": problem.question,
+        "gold": problem.gold,
+        "answer": answer,
+        "correct": bool(correct),
+        "grade_note": note,
+        "latency_s": d["latency_s"],
+        "finish_reason": d["finish_reason"],
+        "validation_ratio": d["validation_ratio"],
+        "lrm_token_share": d["lrm_token_share"],
+        "generated_tokens": sum(s["tokens"] for s in d["steps"]),
+        "steps": d["steps"],
+        "usage": d["usage"],
+        "meta": d.get("meta", {}),
+        "text": d["text"],
+    }
+
+
+OnResult = Callable[[dict], None]
+
+
+def run_eval(
+    engine,
+    problems: Iterable[Problem],
+    config: RunConfig,
+    results: ResultsFile,
+    header: dict,
+    workers: int = 1,
+    on_result: OnResult | None = None,
+    solve: Callable = solve_problem,
+) -> tuple[list[dict], dict[str, str]]:
+    """Solve every problem not yet in ``results``; returns (all results in problem order, errors by id).
+
+    A problem that raises is reported in ``errors`` and not written, so the
+    next run retries it; the others go on.
+    """
+    problems = list(problems)
+    done = results.open(header)
+    todo = [p for p in problems if p.id not in done]
+    errors: dict[str, str] = {}
+    if on_result:
+        for p in problems:
+            if p.id in done:
+                on_result(done[p.id])
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        pending = {}
+        queue = iter(todo)
+
+        def submit() -> bool:
+            p = next(queue, None)
+            if p is None:
+                return False
+            pending[pool.submit(solve, engine, p, config)] = p
+            return True
+
+        for _ in range(max(1, workers)):
+            submit()
+        while pending:
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                p = pending.pop(fut)
+                try:
+                    rec = fut.result()
+                except Exception as e:  # noqa: BLE001 - reported per problem, the run goes on
+                    errors[p.id] = f"{type(e).__name__}: {e}"
+                else:
+                    results.append(rec)
+                    done[p.id] = rec
+                    if on_result:
+                        on_result(rec)
+                submit()
+    return [done[p.id] for p in problems if p.id in done], errors
+
+
+def dataset_info(name: str, split: str, fields=None) -> dict:
+    info = {"name": name, "split": split}
+    if Path(name).suffix == ".jsonl":
+        info["path"] = str(Path(name).resolve())
+        info["fields"] = asdict(fields) if fields is not None else None
+    return info
+

@@ -1,0 +1,155 @@
+"""The eval runner, resume, sweeps, reports and analysis, on tiny random models and real files."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tandem.config import RunConfig, Settings
+from tandem.engine import Engine
+from tandem.eval.datasets import DatasetError, Fields, load
+from tandem.eval.runner import EvalError, ResultsFile, make_header, run_eval, solve_problem
+
+QUESTIONS = ["What is 2 + 3?", "A cat has 4 legs. How many legs do 3 cats have?", "What is 10 - 7?"]
+
+
+@pytest.fixture()
+def problems_file(tmp_path):
+    f = tmp_path / "p.jsonl"
+    f.write_text("".join(json.dumps({"id": f"q{i}", "question": q, "answer": str(i)}) + "\n" for i, q in enumerate(QUESTIONS)))
+    return f
+
+
+def _cfg(**kw):
+    return RunConfig(method=kw.pop("method", "rankguide"), max_tokens=kw.pop("max_tokens", 24), settings=Settings(window=2, **kw))
+
+
+def _eval(engine, problems, cfg, path, **kw):
+    header = make_header(engine, cfg, {"name": "p", "split": "test"})
+    return run_eval(engine, problems, cfg, ResultsFile(path), header, **kw)
+
+
+def test_eval_writes_header_and_records_and_resumes(tiny_pair, problems_file, tmp_path):
+    engine = Engine(*tiny_pair)
+    problems = load(str(problems_file))
+    out = tmp_path / "run.jsonl"
+    calls = []
+
+    def counted(*a):
+        calls.append(a[1].id)
+        return solve_problem(*a)
+
+    records, errors = _eval(engine, problems[:2], _cfg(), out, solve=counted)
+    assert not errors and [r["id"] for r in records] == ["q0", "q1"]
+    lines = out.read_text().splitlines()
+    header = json.loads(lines[0])
+    assert header["type"] == "header" and header["config"]["method"] == "rankguide"
+    assert {"tandem", "torch", "transformers", "python"} <= set(header["versions"])
+    rec = json.loads(lines[1])
+    for key in ("id", "question", "gold", "answer", "correct", "latency_s", "steps", "usage", "validation_ratio"):
+        assert key in rec
+    assert all({"writer", "signals", "label"} <= set(s) for s in rec["steps"])
+
+    # a crash mid-write leaves a torn last line: it is cut, nothing is duplicated, only q2 is solved
+    with open(out, "a") as f:
+        f.write('{"type": "result", "id": "q2", "quest')
+    calls.clear()
+    records, errors = _eval(engine, problems, _cfg(), out, solve=counted)
+    assert calls == ["q2"] and not errors
+    ids = [json.loads(x)["id"] for x in out.read_text().splitlines()[1:]]
+    assert ids == ["q0", "q1", "q2"]
+    # a third run does no work
+    calls.clear()
+    _eval(engine, problems, _cfg(), out, solve=counted)
+    assert calls == []
+
+
+def test_resume_with_other_settings_is_refused(tiny_pair, problems_file, tmp_path):
+    engine = Engine(*tiny_pair)
+    problems = load(str(problems_file))[:1]
+    out = tmp_path / "run.jsonl"
+    _eval(engine, problems, _cfg(), out)
+    before = out.read_bytes()
+    with pytest.raises(EvalError, match="config differs"):
+        _eval(engine, problems, _cfg(te=0.5), out)
+    assert out.read_bytes() == before  # nothing lost
+
+
+def test_failed_problem_is_reported_not_written_and_retried(tiny_pair, problems_file, tmp_path):
+    engine = Engine(*tiny_pair)
+    problems = load(str(problems_file))
+    out = tmp_path / "run.jsonl"
+
+    def flaky(engine, problem, cfg):
+        if problem.id == "q1":
+            raise ConnectionError("server at http://127.0.0.1:9 went away")
+        return solve_problem(engine, problem, cfg)
+
+    records, errors = _eval(engine, problems, _cfg(), out, solve=flaky)
+    assert list(errors) == ["q1"] and "127.0.0.1:9" in errors["q1"]
+    assert [r["id"] for r in records] == ["q0", "q2"]
+    records, errors = _eval(engine, problems, _cfg(), out)
+    assert not errors and [r["id"] for r in records] == ["q0", "q1", "q2"]
+
+
+def test_parallel_workers_give_the_same_records(tiny_pair, problems_file, tmp_path):
+    engine = Engine(*tiny_pair)
+    problems = load(str(problems_file))
+    one, _ = _eval(engine, problems, _cfg(), tmp_path / "a.jsonl", workers=1)
+    three, _ = _eval(engine, problems, _cfg(), tmp_path / "b.jsonl", workers=3)
+    strip = lambda rs: [(r["id"], r["text"], [s["writer"] for s in r["steps"]]) for r in rs]  # noqa: E731
+    assert strip(one) == strip(three)
+
+
+def test_jsonl_errors_name_the_line(tmp_path):
+    f = tmp_path / "bad.jsonl"
+    f.write_text('{"id": "a", "question": "q", "answer": "1"}\n\n{"id": "b", "question": "q"\n')
+    with pytest.raises(DatasetError, match=r"bad.jsonl:3: not valid JSON"):
+        load(str(f))
+    f.write_text('{"id": "a", "question": "q", "answer": "1"}\n{"id": "b", "question": "q"}\n')
+    with pytest.raises(DatasetError, match=r"bad.jsonl:2: missing field 'answer'"):
+        load(str(f))
+    f.write_text('{"pid": "a", "problem": "q", "sol": "1"}\n{"pid": "b", "problem": "q", "tests": [{"input": "1", "output": "1"}]}\n')
+    ps = load(str(f), fields=Fields(question="problem", answer="sol", id="pid"))
+    assert [(p.id, p.kind) for p in ps] == [("a", "math"), ("b", "code")]
+
+
+def _cli(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "tandem.cli", *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=600)
+
+
+def test_cli_eval_sweep_report_analyze(tiny_pair_dirs, problems_file, tmp_path):
+    srm, lrm = tiny_pair_dirs
+    grid = tmp_path / "grid.toml"
+    grid.write_text(
+        f'max_tokens = 16\nsrm = "{srm}"\nlrm = "{lrm}"\n[settings]\nwindow = 2\n'
+        '[[grid]]\nmethod = "srm"\n[[grid]]\nmethod = "lrm"\n[[grid]]\nmethod = "rankguide"\nte = [0.5, 3.0]\n'
+    )
+    out = tmp_path / "grid"
+    res = _cli("sweep", "-d", problems_file, "--config", grid, "-o", out, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert sorted(p.name for p in out.glob("*.jsonl")) == ["lrm.jsonl", "rankguide_te0.5.jsonl", "rankguide_te3.0.jsonl", "srm.jsonl"]
+    sizes = {p.name: p.stat().st_size for p in out.glob("*.jsonl")}
+    res = _cli("sweep", "-d", problems_file, "--config", grid, "-o", out, cwd=tmp_path)  # resume: nothing to do
+    assert res.returncode == 0 and sizes == {p.name: p.stat().st_size for p in out.glob("*.jsonl")}
+
+    res = _cli("report", out, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    table = (out / "report.md").read_text()
+    assert "| lrm | lrm | te=0.9 | 0.0% |" in table and "1.00x" in table and "rankguide_te0.5" in table
+    assert (out / "pareto.png").stat().st_size > 10_000
+
+    res = _cli("analyze", out / "srm.jsonl", out / "lrm.jsonl", "-o", tmp_path / "fig", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    for png in ("min_ranks.png", "entropy_by_rank.png", "validation_ratio.png"):
+        assert (tmp_path / "fig" / png).stat().st_size > 5_000
+    assert "Samples with at least one full window" in (tmp_path / "fig" / "summary.md").read_text()
+
+    # eval on its own, then a resume with other settings: exit 2, file untouched
+    one = tmp_path / "one.jsonl"
+    res = _cli("eval", "-d", problems_file, "-m", "glimprouter", "--srm", srm, "--lrm", lrm, "--max-tokens", 8, "-o", one, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    before = one.read_bytes()
+    res = _cli("eval", "-d", problems_file, "-m", "glimprouter", "--set", "te=0.1", "--srm", srm, "--lrm", lrm, "--max-tokens", 8, "-o", one, cwd=tmp_path)
+    assert res.returncode == 2 and "differ" in res.stderr and one.read_bytes() == before

@@ -1,0 +1,79 @@
+"""Grading (math-verify, code in a subprocess) and SEAL step labels."""
+
+import pytest
+
+from tandem.eval.grading import extract_program, grade_code, grade_math
+from tandem.step_labels import StepLabeler, validation_ratio
+
+
+@pytest.mark.parametrize(
+    "answer, gold, ok",
+    [
+        ("72", "72", True),
+        ("72.0", "72", True),
+        ("\\frac{1}{2}", "0.5", True),
+        ("(x+1)^2", "x^2+2x+1", True),
+        ("18 \\text{ dollars}", "18", True),  # units in the box: numeric fallback for numeric golds
+        ("\\$1,000", "1000", True),
+        ("71", "72", False),
+        (None, "72", False),
+        ("", "72", False),
+        ("x+1", "x+2", False),
+    ],
+)
+def test_grade_math(answer, gold, ok):
+    assert grade_math(answer, gold) is ok
+
+
+def test_grade_code_passes_fails_and_limits():
+    tests = [{"input": "2 3\n", "output": "5\n"}, {"input": "10 -4", "output": "6"}]
+    good = "a, b = map(int, input().split())\nprint(a + b)\n"
+    assert grade_code(good, tests).correct
+    wrong = grade_code("a, b = map(int, input().split())\nprint(a - b)\n", tests)
+    assert not wrong.correct and wrong.error == "wrong answer on test 1"
+    slow = grade_code("while True:\n    pass\n", tests, time_limit_s=1)
+    assert not slow.correct and "timeout" in slow.error
+    hog = grade_code("x = bytearray(2_000_000_000)\nprint(5)\n", tests, memory_mb=256)
+    assert not hog.correct and "runtime error" in hog.error and "MemoryError" in hog.error
+    assert grade_code(None, tests).error == "no code block in the answer"
+
+
+def test_extract_program_takes_last_block():
+    text = "first\n```python\nprint(1)\n```\nthen\n```python\nprint(2)\n```\n"
+    assert extract_program(text) == "print(2)\n"
+    assert extract_program("no code") is None
+
+
+@pytest.mark.parametrize(
+    "text, label",
+    [
+        ("So 12 + 30 = 42.\n\n", "execution"),
+        ("Wait, that is not right.\n\n", "reflection"),
+        ("  **Wait** a second\n\n", "reflection"),
+        ("Let me check the sum again.\n\n", "reflection"),
+        ("We should verify: 6 * 7 = 42.\n\n", "reflection"),
+        ("That's correct.\n\n", "reflection"),
+        ("That\u2019s incorrect.\n\n", "reflection"),
+        ("Alternatively, count the pairs.\n\n", "transition"),
+        ("Let's try another approach.\n\n", "transition"),
+        ("Waiter brings 3 plates.\n\n", "execution"),  # starts-with rules are whole words
+        # reflection is checked first: a step with both is reflection
+        ("Alternatively, let me check with another method.\n\n", "reflection"),
+    ],
+)
+def test_step_labels(text, label):
+    assert StepLabeler().label(text) == label
+
+
+def test_labeler_rules_from_file_and_ratio(tmp_path):
+    f = tmp_path / "rules.toml"
+    f.write_text('reflection = ["double-check"]\nreflection_start = []\n')
+    lab = StepLabeler.from_file(f)
+    assert lab.label("Let me double-check.") == "reflection"
+    assert lab.label("Wait.") == "execution"
+    assert lab.label("Alternatively, x.") == "transition"  # untouched keys keep defaults
+    assert validation_ratio(["execution", "reflection", "transition", "execution"]) == 0.5
+    assert validation_ratio([]) is None
+    (tmp_path / "bad.toml").write_text("colour = ['x']\n")
+    with pytest.raises(ValueError, match="bad label rules"):
+        StepLabeler.from_file(tmp_path / "bad.toml")

@@ -22,7 +22,9 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 out = Console()
 err = Console(stderr=True)
 
-USER_ERRORS = (ConfigError, ModelLoadError, EmbeddedError, DatasetError, EvalError, ValueError, FileNotFoundError)
+from tandem.steering import SteeringError
+
+USER_ERRORS = (ConfigError, ModelLoadError, EmbeddedError, DatasetError, EvalError, SteeringError, ValueError, FileNotFoundError)
 WRITER_STYLE = {"srm": "cyan", "lrm": "magenta"}
 
 
@@ -80,25 +82,22 @@ def solve(
     max_tokens: Optional[int] = typer.Option(None, "--max-tokens", help="total generated tokens (default 1024)"),
     srm: Optional[str] = typer.Option(None, help="SRM: `embedded`, a local folder or a cached HF model id"),
     lrm: Optional[str] = typer.Option(None, help="LRM: `embedded`, a local folder or a cached HF model id"),
+    steer: Optional[Path] = typer.Option(None, "--steer", help="steering vector file from `tandem calibrate` (SRM only)"),
     device: str = typer.Option("auto", help="auto | cpu | cuda[:N]"),
     dtype: str = typer.Option("auto", help="auto | float32 | bfloat16 | float16"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON document"),
 ):
     """Solve one problem with the SRM/LRM pair and show who wrote each step and why."""
-    from tandem.backends.loading import load_pair
-    from tandem.engine import Engine
     from tandem.config import build_config
     from tandem.policies import get_policy
 
     try:
-        cfg = build_config(config, set_, method=method, seed=seed, max_tokens=max_tokens, srm=srm, lrm=lrm)
+        cfg = build_config(config, set_, method=method, seed=seed, max_tokens=max_tokens, srm=srm, lrm=lrm, steer=_steer(steer))
         get_policy(cfg.method)
         if not question.strip():
             raise ValueError("the question is empty")
-        _quiet_transformers()
-        with err.status("loading models"):
-            s, l, load_s = load_pair(cfg.srm, cfg.lrm, device, dtype)
-        engine = Engine(s, l)
+        engine, load_s = _load_engine(cfg, device, dtype)
+        engine.steering(cfg)  # check the vector against the SRM before any work
         on_step = None if as_json else _print_step
         trace = engine.solve(question, cfg, on_step=on_step)
     except USER_ERRORS as e:
@@ -107,6 +106,14 @@ def solve(
         print(json.dumps(trace.to_dict(), indent=2, ensure_ascii=False))
         return
     _print_summary(trace, load_s)
+
+
+def _steer(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    if not path.is_file():
+        raise SteeringError(f"steering vector file not found: {path} (make one with `tandem calibrate`)")
+    return str(path)
 
 
 def _print_step(index: int, step) -> None:
@@ -204,6 +211,7 @@ def eval_(
     max_tokens: Optional[int] = typer.Option(None, "--max-tokens"),
     srm: Optional[str] = typer.Option(None),
     lrm: Optional[str] = typer.Option(None),
+    steer: Optional[Path] = typer.Option(None, "--steer", help="steering vector file from `tandem calibrate`"),
     device: str = typer.Option("auto"),
     dtype: str = typer.Option("auto"),
     workers: int = typer.Option(1, min=1, help="problems in flight at once (use 1 for latency numbers)"),
@@ -219,7 +227,7 @@ def eval_(
     from tandem.policies import get_policy
 
     try:
-        cfg = build_config(config, set_, method=method, seed=seed, max_tokens=max_tokens, srm=srm, lrm=lrm)
+        cfg = build_config(config, set_, method=method, seed=seed, max_tokens=max_tokens, srm=srm, lrm=lrm, steer=_steer(steer))
         get_policy(cfg.method)
         fields = _fields(question_field, answer_field, id_field, tests_field)
         problems = datasets.load(dataset, split, limit, fields)
@@ -228,6 +236,63 @@ def eval_(
     except USER_ERRORS as e:
         _fail(e)
     if errors:
+        raise typer.Exit(1)
+
+
+@app.command()
+def calibrate(
+    dataset: str = typer.Option(..., "--dataset", "-d", help="gsm8k | math500 | path/to/problems.jsonl"),
+    out: Path = typer.Option(..., "--out", "-o", help="vector file to write (.pt); work in progress lives in OUT.parts/"),
+    split: str = typer.Option("train", help="calibrate on train problems; evaluate on test"),
+    limit: Optional[int] = typer.Option(None),
+    layer: Optional[int] = typer.Option(None, help="steering layer (its input); default: the SRM's middle layer"),
+    set_: list[str] = typer.Option([], "--set", help="NAME=VALUE: window, tr1, tr2, eps, dims (the rank filter), max_step_tokens, ..."),
+    max_tokens: Optional[int] = typer.Option(None, "--max-tokens"),
+    srm: Optional[str] = typer.Option(None),
+    labels: Optional[Path] = typer.Option(None, help="TOML keyword rules for step labels (default: SEAL's)"),
+    resume: bool = typer.Option(False, "--resume", help="continue an interrupted calibration"),
+    device: str = typer.Option("auto"),
+    dtype: str = typer.Option("auto"),
+):
+    """Run the SRM on calibration problems and build the SEAL and rank-filtered steering vectors."""
+    from tandem.config import build_config
+    from tandem.eval import datasets
+    from tandem.eval.runner import dataset_info
+    from tandem.steering.calibrate import calibrate as run_calibration
+    from tandem.step_labels import StepLabeler
+
+    try:
+        from tandem.backends.loading import load_model
+        from tandem.engine import Engine
+
+        cfg = build_config(None, set_, method="srm", max_tokens=max_tokens, srm=srm)
+        labeler = StepLabeler.from_file(labels) if labels else StepLabeler()
+        problems = datasets.load(dataset, split, limit)
+        _quiet_transformers()
+        with err.status("loading the SRM"):
+            s = load_model(cfg.srm, "srm", device, dtype)
+        engine = Engine(s, s)  # the srm method never calls the LRM: no need to load it
+        tally = {"n": 0, "correct": 0, "steps": 0, "valid": 0}
+
+        def seen(sample):
+            tally["n"] += 1
+            tally["correct"] += sample.correct
+            tally["steps"] += len(sample.labels)
+            tally["valid"] += sum(lab != "execution" for lab in sample.labels)
+            bar.update(task, advance=1, stats=f"acc {tally['correct'] / tally['n']:.1%} · {tally['steps']} steps, {tally['valid']} reflection/transition")
+
+        with _progress() as bar:
+            task = bar.add_task("calibrating", total=len(problems), stats="")
+            vectors = run_calibration(engine, problems, out, cfg, layer, labeler, resume, dataset_info(dataset, split) | {"limit": limit}, seen)
+    except USER_ERRORS as e:
+        _fail(e)
+    m = vectors.meta
+    err.print(f"wrote {out}: layer {m['layer']}, {m['samples_total']} samples (accuracy {m['accuracy']:.1%}), {m['samples_with_windows']} with rank windows")
+    for kind in ("seal", "rankguide"):
+        c = m["counts"][kind]
+        state = "[green]ok[/]" if kind in vectors.vectors else "[red]missing (one side has no steps)[/]"
+        err.print(f"  {kind:9s} {state}: {c['samples']} samples, {c['execution_steps']} execution vs {c['validation_steps']} reflection/transition steps, norm {c['norm']}")
+    if not vectors.vectors:
         raise typer.Exit(1)
 
 

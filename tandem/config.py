@@ -32,6 +32,9 @@ class Settings(BaseModel):
     dims: str | None = Field(None, description="reshape of d_hid, e.g. 16x14x4 (default: closest to the paper's 16x16)")
     entropy_topk: int = Field(0, ge=0, description="0: full-vocabulary entropy; k: top-k renormalised (GlimpRouter code uses 20)")
     delimiter: str = Field("\n\n", description="a token whose text contains this ends a step")
+    # steering (with RunConfig.steer: a vector file from `tandem calibrate`)
+    alpha: float = Field(1.0, description="steering strength: alpha * v is added at boundary positions")
+    steer_kind: Literal["rankguide", "seal"] = Field("rankguide", description="which vector of the steering file")
     # behaviour
     glimpse: Literal["reuse", "discard"] = Field("reuse", description="GlimpRouter: keep the glimpsed token or redraw it (upstream)")
     collapse_writer: Literal["srm", "lrm"] = Field("srm", description="RankGuide Eq. 4: who writes the final answer after a collapse")
@@ -58,6 +61,7 @@ class RunConfig(BaseModel):
     max_tokens: int = Field(1024, ge=1, description="total generated tokens (both models) per problem")
     srm: str = "embedded"
     lrm: str = "embedded"
+    steer: str | None = Field(None, description="steering vector file (tandem calibrate); None: no steering")
     settings: Settings = Field(default_factory=Settings)
 
 

@@ -21,6 +21,7 @@ of the next step (GlimpRouter's "glimpse").
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Callable
 from tandem.answer import last_boxed
 from tandem.backends.base import ENGINE, Context, Session
@@ -29,6 +30,7 @@ from tandem.policies import Decision, Policy, Signals, StepView, get_policy
 from tandem.prompt import FINAL_ANSWER_CUE, INSTRUCTION, prompt_ids
 from tandem.sampling import Sampler
 from tandem.step_labels import StepLabeler
+from tandem.steering import Steering, SteerVectors
 from tandem.signals import BoundaryTokens, RankWindow, entropy
 from tandem.trace import Step, Trace
 
@@ -44,11 +46,23 @@ class Engine:
         self.tokenizer = srm.tokenizer
         self.labeler = StepLabeler()
         self._boundaries: dict[str, BoundaryTokens] = {}
+        self._vectors: dict[tuple, SteerVectors] = {}
 
     def boundaries(self, delimiter: str) -> BoundaryTokens:
         if delimiter not in self._boundaries:
             self._boundaries[delimiter] = BoundaryTokens(self.tokenizer, delimiter)
         return self._boundaries[delimiter]
+
+    def steering(self, config: RunConfig) -> Steering | None:
+        """The SRM's steering for this run (vector files are read once and checked against the SRM)."""
+        if not config.steer:
+            return None
+        path = Path(config.steer)
+        key = (str(path.resolve()), path.stat().st_mtime_ns if path.exists() else None)
+        if key not in self._vectors:
+            self._vectors[key] = SteerVectors.load(path)
+        s = config.settings
+        return self._vectors[key].for_model(self.srm, s.steer_kind, s.alpha, str(path))
 
     def solve(
         self, question: str, config: RunConfig | None = None, on_step: OnStep | None = None, instruction: str = INSTRUCTION
@@ -73,7 +87,8 @@ class _Run:
         self.policy: Policy = get_policy(config.method)(s)
         self.bounds = engine.boundaries(s.delimiter)
         self.ctx = Context.from_prompt(prompt)
-        self.srm: Session = engine.srm.session("srm", s.layer)
+        self.steer = engine.steering(config)
+        self.srm: Session = engine.srm.session("srm", s.layer, self.bounds.ids, self.steer)
         self.lrm: Session = engine.lrm.session("lrm")
         self.window = RankWindow(engine.srm.hidden_size, s.window, s.eps, s.dims)
         self.sampler = Sampler(s.temperature, s.top_p, config.seed)
@@ -157,6 +172,8 @@ class _Run:
             "dims": "x".join(map(str, self.window.dims)),
             "windows": len(self.window.history),
         }
+        if self.steer is not None:
+            meta["steer"] = self.steer.describe()
         warnings = self.policy.warnings(self.window.max_ranks)
         if warnings:
             meta["warnings"] = warnings

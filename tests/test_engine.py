@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from accounting import assert_handoff_accounting
+from tests_helpers import ensure_alternate  # noqa: F401 - registers the "test-alternate" policy
 
 from tandem.backends.base import ENGINE
 from tandem.config import RunConfig, Settings
@@ -14,16 +15,6 @@ from tandem.prompt import prompt_ids
 from tandem.signals import BoundaryTokens
 
 QUESTION = "A baker makes 48 cookies and sells them for 2 dollars each. How many dollars does he earn?"
-
-
-@register
-class Alternate(Policy):
-    """Test policy: hands every other step to the LRM, so both caches see handoffs."""
-
-    name = "test-alternate"
-
-    def choose(self, view):
-        return Decision("lrm" if view.index % 2 else "srm", "alternate")
 
 
 def run(pair, method, max_tokens=60, **settings):
@@ -145,7 +136,8 @@ def test_budget_and_json_schema(tiny_pair):
     d = trace.to_dict()
     assert sum(s["tokens"] for s in d["steps"]) <= 17 and d["finish_reason"] in ("budget", "eos")
     assert set(d) >= {"question", "method", "answer", "text", "prompt_tokens", "latency_s", "config", "steps", "usage"}
-    assert set(d["usage"]["srm"]) == {"prompt_tokens", "completion_tokens", "seconds", "prefill_seconds"}
+    assert set(d["usage"]["srm"]) == {"prompt_tokens", "completion_tokens", "seconds", "prefill_seconds", "boundary_positions", "steered_positions"}
+    assert "validation_ratio" in d and "label" in d["steps"][0]
     assert set(d["steps"][0]) >= {"writer", "text", "tokens", "signals", "reason"}
     assert set(d["steps"][0]["signals"]) == {"entropy", "r1", "r2"}
 

@@ -51,15 +51,21 @@ class ModelUsage:
     engine-inserted tokens); ``completion_tokens`` the tokens it generated;
     ``seconds`` the wall time spent in its forward passes and sampling, of
     which ``prefill_seconds`` in forwards that fed tokens it did not generate.
+    ``boundary_positions``: step-boundary tokens of the reasoning it fed;
+    ``steered_positions``: of those, the ones a steering vector was added to.
     """
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
     seconds: float = 0.0
     prefill_seconds: float = 0.0
+    boundary_positions: int = 0
+    steered_positions: int = 0
 
     def to_dict(self) -> dict:
         return {
+            "boundary_positions": self.boundary_positions,
+            "steered_positions": self.steered_positions,
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "seconds": round(self.seconds, 4),

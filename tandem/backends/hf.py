@@ -1,10 +1,20 @@
-"""In-process Hugging Face backend: the only one that gives hidden states (and, later, steering).
+"""In-process Hugging Face backend: the only one that gives hidden states and steering.
 
 ``HFModel`` wraps a loaded causal LM and installs one forward pre-hook on the
 capture layer. The hook reads that layer's *input* (what transformers reports
 as ``hidden_states[layer]``) for the current forward only, so capturing costs
 no extra pass and no copy of other layers. ``HFSession`` is one sequence's KV
 cache plus bookkeeping; several sessions can share one HFModel.
+
+Steering is a second pre-hook, installed for one forward at a time (so no
+other session and no later forward is ever affected): it adds ``alpha * v`` to
+the steering layer's input at the positions of boundary tokens that belong to
+the reasoning (not the prompt), in every forward this session runs: decoding
+its own tokens and catching up on the other model's. SEAL and the RankGuide
+paper add the vector while the SRM generates; a boundary the LRM wrote is part
+of the SRM's reasoning context too, so it is steered when the SRM reads it.
+The capture hook is registered first and so records the *unsteered* state:
+routing signals do not move with alpha.
 """
 
 from __future__ import annotations
@@ -75,19 +85,46 @@ class HFModel:
             raise RuntimeError("capture hook did not run")
         return out
 
-    def session(self, role: str, layer: int | None = None) -> "HFSession":
-        return HFSession(self, role, self.resolve_layer(layer))
+    @contextmanager
+    def steering(self, steer, mask: torch.Tensor, counter: list[int]):
+        """Add ``steer.alpha * steer.vector`` at the ``mask`` positions of this forward's input to ``steer.layer``."""
+        if steer is None or not bool(mask.any()):
+            yield
+            return
+        idx = mask.nonzero(as_tuple=True)[0]
+
+        def hook(_module, args, kwargs):
+            hs = args[0] if args else kwargs["hidden_states"]
+            hs = hs.clone()
+            hs[0, idx.to(hs.device)] += (steer.alpha * steer.vector).to(hs.device, hs.dtype)
+            counter[0] += int(idx.numel())
+            if args:
+                return (hs, *args[1:]), kwargs
+            kwargs["hidden_states"] = hs
+            return args, kwargs
+
+        handle = self.layers[steer.layer].register_forward_pre_hook(hook, with_kwargs=True)
+        try:
+            yield
+        finally:
+            handle.remove()
+
+    def session(self, role: str, layer: int | None = None, boundary_ids=frozenset(), steer=None) -> "HFSession":
+        """A new KV cache. ``boundary_ids`` are counted (and steered, with ``steer``) when fed after the prompt."""
+        return HFSession(self, role, self.resolve_layer(layer), boundary_ids, steer)
 
 
 class HFSession:
     """One sequence's KV cache on an HFModel; feeds only tokens it has not yet seen."""
 
-    def __init__(self, hf: HFModel, role: str, layer: int):
+    def __init__(self, hf: HFModel, role: str, layer: int, boundary_ids=frozenset(), steer=None):
         from transformers import DynamicCache
 
         self.hf = hf
         self.role = role
         self.layer = layer  # capture layer
+        self.boundary_ids = boundary_ids
+        self.steer = steer
         self.cache = DynamicCache(config=hf.config)
         self.seen = 0
         self.usage = ModelUsage()
@@ -110,8 +147,17 @@ class HFSession:
         wanted = [p - start for p in capture]
         if any(not 0 <= w < len(new) for w in wanted):
             raise ValueError(f"capture positions {list(capture)} outside the fed range {start}..{len(ctx)}")
+        mask = torch.tensor(
+            [start + j >= ctx.prompt_len and t in self.boundary_ids for j, t in enumerate(new)], dtype=torch.bool
+        )
+        steered = [0]
         t0 = time.perf_counter()
-        with self.hf.lock, torch.inference_mode(), self.hf.capturing(self.layer if wanted else None):
+        with (
+            self.hf.lock,
+            torch.inference_mode(),
+            self.hf.capturing(self.layer if wanted else None),  # first: records the unsteered input
+            self.hf.steering(self.steer, mask, steered),
+        ):
             ids = torch.tensor([new], dtype=torch.long, device=self.hf.device)
             out = self.hf.model(input_ids=ids, past_key_values=self.cache, use_cache=True, logits_to_keep=1)
             self._logits = out.logits[0, -1].float()
@@ -120,6 +166,8 @@ class HFSession:
                 hs = self.hf.take_captured()[0]
                 states = [hs[w].float().cpu().numpy() for w in wanted]
         elapsed = time.perf_counter() - t0
+        self.usage.boundary_positions += int(mask.sum())
+        self.usage.steered_positions += steered[0]
         foreign = sum(1 for w in ctx.writers[start:] if w != self.role)
         self.usage.seconds += elapsed
         self.usage.prompt_tokens += foreign

@@ -66,6 +66,22 @@ def versions() -> dict:
     return out
 
 
+def steer_info(engine, config: RunConfig) -> dict | None:
+    """What the header records about the steering vector: its file hash, kind, alpha, layer and counts."""
+    steering = engine.steering(config)
+    if steering is None:
+        return None
+    import hashlib
+
+    from tandem.steering import SteerVectors
+
+    meta = SteerVectors.load(config.steer).meta
+    return steering.describe() | {
+        "sha256": hashlib.sha256(Path(config.steer).read_bytes()).hexdigest(),
+        "counts": meta.get("counts", {}).get(steering.kind),
+    }
+
+
 def make_header(engine, config: RunConfig, dataset: dict, steer: dict | None = None) -> dict:
     def model(m):
         return {"name": m.name, "source": getattr(m, "source", m.name), "fingerprint": getattr(m, "fingerprint", None)}
@@ -75,7 +91,7 @@ def make_header(engine, config: RunConfig, dataset: dict, steer: dict | None = N
         "config": config.model_dump(),
         "dataset": dataset,
         "models": {"srm": model(engine.srm), "lrm": model(engine.lrm)},
-        "steer": steer,
+        "steer": steer if steer is not None else steer_info(engine, config),
         "versions": versions(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }

@@ -1,6 +1,6 @@
 """``tandem sweep``: methods x threshold grids from a TOML file, one eval file per point.
 
-    max_tokens = 1024          # run keys shared by every point (method, seed, max_tokens, srm, lrm)
+    max_tokens = 1024          # run keys shared by every point (method, seed, max_tokens, srm, lrm, steer)
     [settings]                 # settings shared by every point
     window = 10
 
@@ -20,7 +20,7 @@ from pathlib import Path
 
 from tandem.config import ConfigError, RunConfig, load_config_file, make_config
 
-RUN_KEYS = ("method", "seed", "max_tokens", "srm", "lrm")
+RUN_KEYS = ("method", "seed", "max_tokens", "srm", "lrm", "steer")
 
 
 def expand(path: str | Path) -> list[tuple[str, RunConfig]]:

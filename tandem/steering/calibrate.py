@@ -1,0 +1,167 @@
+"""``tandem calibrate``: SRM traces on calibration problems -> SEAL and RankGuide steering vectors.
+
+Per problem (one unit of work, saved as soon as it is done so ``--resume``
+picks up an interrupted run): the SRM solves it greedily through the engine
+(``srm`` method, so the routing signals and TT ranks of every window are
+recorded exactly as at inference time), the answer is graded, each step is
+labelled from its text, and one extra forward over the finished sequence reads
+the steering layer's input at every boundary token that ends a step (the same
+value the capture hook sees during decoding; tests/test_engine.py checks that
+equality). The vectors are computed at the end from all saved problems, so the
+filter thresholds can change without re-running the model.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from tandem.config import RunConfig
+from tandem.eval.datasets import Problem
+from tandem.eval.grading import grade
+from tandem.policies.rankguide import rank_is_low
+from tandem.prompt import prompt_ids
+from tandem.steering.vector import SteeringError, SteerVectors, difference
+from tandem.step_labels import StepLabeler
+
+
+@dataclass
+class Sample:
+    """What calibration keeps of one problem."""
+
+    id: str
+    correct: bool
+    states: np.ndarray  # (k, d): steering-layer input at the boundary ending each of k steps
+    labels: list[str]  # label of each of those k steps
+    ranks: list[list[int]]  # ranks of every window seen while solving (may be empty)
+
+    def low_rank(self, tr1: int, tr2: int) -> bool:
+        return any(rank_is_low(r, tr1, tr2) for r in self.ranks)
+
+    def save(self, path: Path) -> None:
+        tmp = path.with_name(path.name + ".tmp.npz")
+        np.savez(tmp, states=self.states.astype(np.float32), labels=np.array(self.labels, dtype=str),
+                 ranks=json.dumps(self.ranks), correct=self.correct, id=self.id)
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> "Sample":
+        z = np.load(path)
+        return cls(str(z["id"]), bool(z["correct"]), z["states"], [str(x) for x in z["labels"]], json.loads(str(z["ranks"])))
+
+
+def boundary_states(hf, ids: list[int], positions: list[int], layer: int) -> np.ndarray:
+    """Input of ``layer`` at ``positions`` of ``ids``, from one forward without a cache."""
+    if not positions:
+        return np.zeros((0, hf.hidden_size), np.float32)
+    with hf.lock, torch.inference_mode(), hf.capturing(layer):
+        hf.model(input_ids=torch.tensor([ids], device=hf.device), use_cache=False, logits_to_keep=1)
+        hs = hf.take_captured()[0]
+    return hs[positions].float().cpu().numpy()
+
+
+def calibrate_one(engine, problem: Problem, config: RunConfig, layer: int, labeler: StepLabeler) -> Sample:
+    prompt = prompt_ids(engine.tokenizer, problem.question)
+    trace = engine.run(prompt, config, question=problem.question)
+    _, correct, _ = grade(problem, trace.text)
+    ids, positions, labels = list(prompt), [], []
+    for step in trace.steps:
+        ids += step.ids
+        if step.end == "boundary":
+            positions.append(len(ids) - 1)
+            labels.append(labeler.label(step.text))
+    ranks = [[s.signals["r1"], s.signals["r2"]] for s in trace.steps if s.signals.get("r1") is not None]
+    return Sample(problem.id, bool(correct), boundary_states(engine.srm, ids, positions, layer), labels, ranks)
+
+
+class Calibration:
+    """The parts folder next to the output file: a manifest plus one ``.npz`` per finished problem."""
+
+    def __init__(self, out: Path):
+        self.out = Path(out)
+        self.parts = self.out.with_name(self.out.name + ".parts")
+
+    def open(self, manifest: dict, resume: bool) -> set[str]:
+        mf = self.parts / "manifest.json"
+        if mf.exists():
+            if not resume:
+                raise SteeringError(f"{self.parts} holds an earlier calibration: add --resume to continue it, or delete the folder")
+            old = json.loads(mf.read_text())
+            if json.dumps(old, sort_keys=True) != json.dumps(manifest, sort_keys=True):
+                diff = sorted(k for k in set(old) | set(manifest) if old.get(k) != manifest.get(k))
+                raise SteeringError(f"{self.parts} was started with other settings ({', '.join(diff)}); delete it or use another --out")
+            return {p.stem for p in self.parts.glob("*.npz") if not p.name.endswith(".tmp.npz")}
+        self.parts.mkdir(parents=True, exist_ok=True)
+        mf.write_text(json.dumps(manifest, indent=2, sort_keys=True))
+        return set()
+
+    def save(self, sample: Sample) -> None:
+        sample.save(self.parts / f"{_safe(sample.id)}.npz")
+
+    def samples(self, ids: list[str]) -> list[Sample]:
+        return [Sample.load(self.parts / f"{_safe(i)}.npz") for i in ids if (self.parts / f"{_safe(i)}.npz").exists()]
+
+
+def _safe(pid: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in pid)
+
+
+def build_vectors(samples: list[Sample], tr1: int, tr2: int) -> tuple[dict, dict]:
+    """Both vectors and their counts. SEAL: all samples; RankGuide: samples with no low-rank window."""
+    vectors, counts = {}, {}
+    for kind, keep in (("seal", samples), ("rankguide", [s for s in samples if not s.low_rank(tr1, tr2)])):
+        ex = [st for s in keep for st, lab in zip(s.states, s.labels) if lab == "execution"]
+        va = [st for s in keep for st, lab in zip(s.states, s.labels) if lab != "execution"]
+        v = difference(ex, va)
+        if v is not None:
+            vectors[kind] = v
+        counts[kind] = {"samples": len(keep), "execution_steps": len(ex), "validation_steps": len(va),
+                        "norm": None if v is None else round(float(np.linalg.norm(v)), 4)}
+    return vectors, counts
+
+
+def calibrate(
+    engine, problems: list[Problem], out: Path, config: RunConfig, layer: int | None = None,
+    labeler: StepLabeler = StepLabeler(), resume: bool = False, dataset: dict | None = None,
+    on_sample: Callable[[Sample], None] | None = None,
+) -> SteerVectors:
+    import tandem
+
+    config = config.model_copy(update={"method": "srm", "steer": None})
+    layer = engine.srm.resolve_layer(layer)
+    fp = getattr(engine.srm, "fingerprint", None)
+    manifest = {"config": config.model_dump(), "layer": layer, "labels": labeler.model_dump(), "srm": engine.srm.name,
+                "fingerprint": fp, "dataset": dataset}
+    store = Calibration(out)
+    done = store.open(manifest, resume)
+    for s in store.samples([p.id for p in problems if _safe(p.id) in done]):
+        if on_sample:
+            on_sample(s)
+    for p in problems:
+        if _safe(p.id) in done:
+            continue
+        sample = calibrate_one(engine, p, config, layer, labeler)
+        store.save(sample)
+        if on_sample:
+            on_sample(sample)
+    samples = store.samples([p.id for p in problems])
+    s = config.settings
+    vectors, counts = build_vectors(samples, s.tr1, s.tr2)
+    meta = {
+        "model": engine.srm.name, "fingerprint": fp, "hidden_size": engine.srm.hidden_size, "layer": layer,
+        "counts": counts, "samples_total": len(samples),
+        "accuracy": sum(x.correct for x in samples) / len(samples) if samples else None,
+        "samples_with_windows": sum(1 for x in samples if x.ranks),
+        "thresholds": {"window": s.window, "tr1": s.tr1, "tr2": s.tr2, "eps": s.eps, "dims": s.dims},
+        "dataset": dataset, "labels": labeler.model_dump(), "config": config.model_dump(),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "tandem": tandem.__version__,
+    }
+    result = SteerVectors(vectors, meta)
+    result.save(out)
+    return result

@@ -1,0 +1,190 @@
+"""Steering: injection semantics, clean removal, accounting, vector files and calibration (tiny models)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from tandem.backends.base import Context
+from tandem.config import RunConfig, Settings
+from tandem.engine import Engine
+from tandem.eval.datasets import load
+from tandem.steering import Steering, SteeringError, SteerVectors
+from tandem.steering.calibrate import Sample, build_vectors, calibrate
+
+QUESTION = "A baker makes 48 cookies and sells them for 2 dollars each. How many dollars does he earn?"
+
+
+def vector_file(path, hf, layer=1, scale=3.0, seed=0):
+    rng = np.random.default_rng(seed)
+    v = rng.standard_normal(hf.hidden_size).astype(np.float32) * scale
+    meta = {"model": hf.name, "fingerprint": hf.fingerprint, "hidden_size": hf.hidden_size, "layer": layer,
+            "counts": {"seal": {"execution_steps": 3, "validation_steps": 2}, "rankguide": {"execution_steps": 3, "validation_steps": 0}}}
+    SteerVectors({"seal": v}, meta).save(path)
+    return path
+
+
+def solve(pair, steer=None, method="test-alternate", **settings):
+    from tests_helpers import ensure_alternate  # noqa: F401 - registers the alternate policy
+
+    engine = Engine(*pair)
+    # delimiter " ": the random tiny models rarely write a blank line, but often a space
+    cfg = RunConfig(method=method, max_tokens=40, steer=steer,
+                    settings=Settings(window=2, delimiter=" ", max_step_tokens=8, **settings))
+    return engine.solve(QUESTION, cfg)
+
+
+def test_hook_adds_alpha_v_exactly_at_boundary_positions(tiny_pair, tiny_tokenizer):
+    srm = tiny_pair[0]
+    bounds = Engine(*tiny_pair).boundaries("\n\n")
+    ids = tiny_tokenizer.encode("Step 1: add.\n\nStep 2: multiply.\n\nSo")
+    mask = torch.tensor([p >= 2 and t in bounds.ids for p, t in enumerate(ids)])
+    assert mask.sum() >= 2
+    v = torch.randn(srm.hidden_size)
+    seen = {}
+
+    def reader(_m, args, kwargs):  # registered after the steering hook: sees what layer 1 receives
+        seen["hs"] = (args[0] if args else kwargs["hidden_states"]).clone()
+
+    x = torch.tensor([ids])
+    ref = srm.model(x, output_hidden_states=True).hidden_states[1][0]
+    counter = [0]
+    with torch.inference_mode(), srm.steering(Steering(v, 0.5, 1, "seal"), mask, counter):
+        handle = srm.layers[1].register_forward_pre_hook(reader, with_kwargs=True)
+        srm.model(x)
+        handle.remove()
+    expected = ref.clone()
+    expected[mask] += 0.5 * v
+    torch.testing.assert_close(seen["hs"][0], expected)
+    assert counter == [int(mask.sum())]
+    assert not srm.layers[1]._forward_pre_hooks  # removed on exit
+
+    # a session counts the reasoning's boundaries it feeds, and steers exactly those
+    ctx = Context.from_prompt(ids[:2])
+    for t in ids[2:]:
+        ctx.append(t, "srm")
+    sess = srm.session("srm", 1, bounds.ids, Steering(v, 0.5, 1, "seal"))
+    sess.sync(ctx)
+    assert sess.usage.steered_positions == sess.usage.boundary_positions == int(mask.sum())
+
+
+def test_steering_counts_and_clean_removal(tiny_pair, tmp_path):
+    srm = tiny_pair[0]
+    f = vector_file(tmp_path / "v.pt", srm)
+    base = solve(tiny_pair)
+    steered = solve(tiny_pair, steer=str(f), steer_kind="seal", alpha=8.0)
+    u = steered.usage["srm"]
+    assert u.boundary_positions > 0 and u.steered_positions == u.boundary_positions
+    assert base.usage["srm"].steered_positions == 0 and base.usage["srm"].boundary_positions > 0
+    assert steered.meta["steer"]["kind"] == "seal" and steered.meta["steer"]["alpha"] == 8.0
+    assert steered.to_dict()["usage"]["srm"]["steered_positions"] == u.steered_positions
+    # it does something: the next-token distributions after steered boundaries move
+    assert [s.signals["entropy"] for s in steered.steps] != [s.signals["entropy"] for s in base.steps]
+    again = solve(tiny_pair)  # hooks gone: exactly the unsteered run
+    assert [s.ids for s in again.steps] == [s.ids for s in base.steps]
+    assert [s.signals for s in again.steps] == [s.signals for s in base.steps]
+    assert not srm.layers[1]._forward_pre_hooks
+
+
+def test_lrm_is_never_steered(tiny_pair, tmp_path):
+    f = vector_file(tmp_path / "v.pt", tiny_pair[0])
+    steered = solve(tiny_pair, steer=str(f), steer_kind="seal", method="lrm")
+    base = solve(tiny_pair, method="lrm")
+    assert [s.ids for s in steered.steps] == [s.ids for s in base.steps]
+    assert steered.usage["lrm"].steered_positions == 0
+
+
+def test_vector_file_checks(tiny_pair, tmp_path):
+    srm, lrm = tiny_pair
+    f = vector_file(tmp_path / "v.pt", srm)
+    vecs = SteerVectors.load(f)
+    with pytest.raises(SteeringError, match="hidden size 64"):
+        vecs.for_model(lrm, "seal", 1.0, str(f))
+    with pytest.raises(SteeringError, match="no rankguide vector.*0 reflection/transition"):
+        vecs.for_model(srm, "rankguide", 1.0, str(f))
+    (tmp_path / "junk.pt").write_bytes(b"not a file")
+    with pytest.raises(SteeringError, match="not a tandem steering file"):
+        SteerVectors.load(tmp_path / "junk.pt")
+    with pytest.raises(SteeringError, match="not found"):
+        SteerVectors.load(tmp_path / "missing.pt")
+
+
+def test_build_vectors_seal_vs_rank_filtered():
+    d = 4
+    e, r = np.ones(d), np.zeros(d)
+    kept = Sample("a", True, np.stack([e * 2, r]), ["execution", "reflection"], [[5, 70]])
+    collapsed = Sample("b", False, np.stack([e * 10, r - 4]), ["execution", "transition"], [[2, 70]])  # r1 < tr1
+    vectors, counts = build_vectors([kept, collapsed], tr1=3, tr2=60)
+    np.testing.assert_allclose(vectors["seal"], (e * 2 + e * 10) / 2 - (r + r - 4) / 2)
+    np.testing.assert_allclose(vectors["rankguide"], e * 2 - r)
+    assert counts["seal"]["samples"] == 2 and counts["rankguide"]["samples"] == 1
+    vectors, counts = build_vectors([Sample("c", True, np.stack([e]), ["execution"], [])], 3, 60)
+    assert vectors == {} and counts["seal"]["validation_steps"] == 0
+
+
+def test_calibrate_saves_resumes_and_records_metadata(tiny_pair, tmp_path):
+    f = tmp_path / "p.jsonl"
+    f.write_text("".join(json.dumps({"id": f"q{i}", "question": q, "answer": "4"}) + "\n"
+                         for i, q in enumerate(["What is 2 + 2?", "Wait, what is 8 / 2?", "Alternatively 1 + 3?"])))
+    problems = load(str(f))
+    engine = Engine(tiny_pair[0], tiny_pair[0])
+    cfg = RunConfig(method="srm", max_tokens=40, settings=Settings(window=2, tr1=2, tr2=3, delimiter=" ", max_step_tokens=8))
+    out = tmp_path / "vec.pt"
+    calibrate(engine, problems[:2], out, cfg, layer=2)
+    with pytest.raises(SteeringError, match="--resume"):
+        calibrate(engine, problems, out, cfg, layer=2)
+    with pytest.raises(SteeringError, match="other settings"):
+        calibrate(engine, problems, out, cfg, layer=3, resume=True)
+    seen = []
+    result = calibrate(engine, problems, out, cfg, layer=2, resume=True, on_sample=lambda s: seen.append(s.id))
+    assert seen == ["q0", "q1", "q2"]
+    parts = sorted(p.name for p in (tmp_path / "vec.pt.parts").glob("*.npz"))
+    assert parts == ["q0.npz", "q1.npz", "q2.npz"]
+    m = SteerVectors.load(out).meta
+    assert m == result.meta and m["layer"] == 2 and m["hidden_size"] == 64 and m["samples_total"] == 3
+    assert m["thresholds"]["tr1"] == 2 and {"seal", "rankguide"} <= set(m["counts"]) and "created" in m
+    sample = Sample.load(tmp_path / "vec.pt.parts" / "q0.npz")
+    assert sample.states.shape == (len(sample.labels), 64)
+
+
+def test_cli_calibrate_then_solve_with_vector(tiny_pair_dirs, tmp_path):
+    import subprocess
+    import sys
+
+    srm, lrm = tiny_pair_dirs
+    f = tmp_path / "cal.jsonl"
+    f.write_text('{"id": "a", "question": "What is 2+2?", "answer": "4"}\n{"id": "b", "question": "Wait, 3+3?", "answer": "6"}\n')
+    common = ["--set", "delimiter= ", "--set", "max_step_tokens=8", "--max-tokens", "30"]
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "tandem.cli", *map(str, args)], capture_output=True, text=True, timeout=300)
+
+    out = tmp_path / "v.pt"
+    res = cli("calibrate", "-d", f, "--srm", srm, *common, "-o", out)
+    # random models write no reflection steps: no vector, a clear report and exit 1, but the work is kept
+    assert res.returncode == 1 and "missing (one side has no steps)" in res.stdout + res.stderr, res.stderr
+    assert sorted(p.name for p in (tmp_path / "v.pt.parts").glob("*.npz")) == ["a.npz", "b.npz"]
+    res = cli("calibrate", "-d", f, "--srm", srm, *common, "-o", out)
+    assert res.returncode == 2 and "--resume" in res.stderr
+    res = cli("calibrate", "-d", f, "--srm", srm, *common, "-o", out, "--resume")
+    assert res.returncode == 1 and "2 samples" in res.stderr
+
+    # a vector made for this SRM steers `solve`; usage reports equal boundary and steered counts
+    vec = vector_file(tmp_path / "good.pt", _load(srm))
+    res = cli("solve", "What is 2+2?", "-m", "srm", "--srm", srm, "--lrm", lrm, "--steer", vec,
+              "--set", "steer_kind=seal", *common, "--json")
+    assert res.returncode == 0, res.stderr
+    usage = json.loads(res.stdout)["usage"]["srm"]
+    assert usage["boundary_positions"] > 0 and usage["steered_positions"] == usage["boundary_positions"]
+    # ...and is refused for a model with another hidden size
+    res = cli("solve", "What is 2+2?", "-m", "srm", "--srm", lrm, "--lrm", lrm, "--steer", vec, "--set", "steer_kind=seal", *common)
+    assert res.returncode == 2 and "hidden size" in res.stderr
+
+
+def _load(path):
+    from tandem.backends.loading import load_model
+
+    return load_model(str(path), "srm", "cpu")

@@ -35,6 +35,14 @@ class Settings(BaseModel):
     # steering (with RunConfig.steer: a vector file from `tandem calibrate`)
     alpha: float = Field(1.0, description="steering strength: alpha * v is added at boundary positions")
     steer_kind: Literal["rankguide", "seal"] = Field("rankguide", description="which vector of the steering file")
+    # SpecReason
+    accept: float = Field(7.0, ge=0, le=9, description="SpecReason: keep an SRM step whose LRM score (0-9) is at least this")
+    score_mode: Literal["greedy", "expectation"] = Field("greedy", description="SpecReason: most likely digit or expected digit")
+    # MentorCollab
+    probe_rate: float = Field(0.05, ge=0, le=1, description="MentorCollab: probability of probing before a token (or word)")
+    probe_unit: Literal["token", "word"] = Field("token", description="MentorCollab: probe per token, or only at word starts")
+    lookahead: int = Field(16, ge=1, description="MentorCollab: tokens each model proposes at a divergence")
+    verifier: Literal["self"] = Field("self", description="MentorCollab: who picks between the two continuations")
     # behaviour
     glimpse: Literal["reuse", "discard"] = Field("reuse", description="GlimpRouter: keep the glimpsed token or redraw it (upstream)")
     collapse_writer: Literal["srm", "lrm"] = Field("srm", description="RankGuide Eq. 4: who writes the final answer after a collapse")

@@ -20,14 +20,17 @@ of the next step (GlimpRouter's "glimpse").
 
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
+
+import torch
 from typing import Callable
 from tandem.answer import last_boxed
 from tandem.backends.base import ENGINE, Context, Session
 from tandem.config import RunConfig
 from tandem.policies import Decision, Policy, Signals, StepView, get_policy
-from tandem.prompt import FINAL_ANSWER_CUE, INSTRUCTION, prompt_ids
+from tandem.prompt import FINAL_ANSWER_CUE, INSTRUCTION, mentor_ids, prompt_ids, scoring_ids
 from tandem.sampling import Sampler
 from tandem.step_labels import StepLabeler
 from tandem.steering import Steering, SteerVectors
@@ -35,6 +38,13 @@ from tandem.signals import BoundaryTokens, RankWindow, entropy
 from tandem.trace import Step, Trace
 
 OnStep = Callable[[int, Step], None]
+
+
+def _single_id(tokenizer, text: str) -> int:
+    ids = tokenizer.encode(text, add_special_tokens=False)
+    if len(ids) != 1:
+        raise ValueError(f"the tokenizer splits {text!r} into {len(ids)} tokens; side questions need it as one token")
+    return ids[0]
 
 
 class Engine:
@@ -47,11 +57,37 @@ class Engine:
         self.labeler = StepLabeler()
         self._boundaries: dict[str, BoundaryTokens] = {}
         self._vectors: dict[tuple, SteerVectors] = {}
+        self._word_starts: frozenset[int] | None = None
 
     def boundaries(self, delimiter: str) -> BoundaryTokens:
         if delimiter not in self._boundaries:
             self._boundaries[delimiter] = BoundaryTokens(self.tokenizer, delimiter)
         return self._boundaries[delimiter]
+
+    @functools.cached_property
+    def scoring_ids(self) -> list[int]:
+        return scoring_ids(self.tokenizer)
+
+    @functools.cached_property
+    def digit_ids(self) -> list[int]:
+        return [_single_id(self.tokenizer, str(d)) for d in range(10)]
+
+    @functools.cached_property
+    def option_ids(self) -> list[int]:
+        for a, b in ((" A", " B"), ("A", "B")):  # the answer follows "Option": " A" in BPE vocabularies
+            ids = [self.tokenizer.encode(x, add_special_tokens=False) for x in (a, b)]
+            if all(len(i) == 1 for i in ids):
+                return [ids[0][0], ids[1][0]]
+        raise ValueError("the tokenizer has no single-token option labels (' A'/' B' or 'A'/'B')")
+
+    def mentor_ids(self, a: list[int], b: list[int]) -> list[int]:
+        return mentor_ids(self.tokenizer, a, b)
+
+    def starts_word(self, token_id: int) -> bool:
+        if self._word_starts is None:
+            texts = self.tokenizer.batch_decode([[i] for i in range(len(self.tokenizer))])
+            self._word_starts = frozenset(i for i, t in enumerate(texts) if t[:1].isspace())
+        return token_id in self._word_starts
 
     def steering(self, config: RunConfig) -> Steering | None:
         """The SRM's steering for this run (vector files are read once and checked against the SRM)."""
@@ -84,7 +120,7 @@ class _Run:
         self.engine = engine
         self.config = config
         self.question = question
-        self.policy: Policy = get_policy(config.method)(s)
+        self.policy: Policy = get_policy(config.method)(s, config.seed)
         self.bounds = engine.boundaries(s.delimiter)
         self.ctx = Context.from_prompt(prompt)
         self.steer = engine.steering(config)
@@ -93,6 +129,7 @@ class _Run:
         self.window = RankWindow(engine.srm.hidden_size, s.window, s.eps, s.dims)
         self.sampler = Sampler(s.temperature, s.top_p, config.seed)
         self.steps: list[Step] = []
+        self.stats: dict[str, int] = {}  # method counters (reviews, rejections, probes, divergences, ...)
 
     # -- the loop -----------------------------------------------------------
     def execute(self) -> Trace:
@@ -110,6 +147,8 @@ class _Run:
                 finish = "collapse"
             else:
                 step = self.write_step(decision, signals)
+                if self.policy.reviews and step.writer == "srm":
+                    step = self.review_step(step, view, signals)
                 if step.end in ("eos", "budget"):
                     finish = step.end
         latency = time.perf_counter() - t0
@@ -127,14 +166,98 @@ class _Run:
     def session(self, writer: str) -> Session:
         return self.srm if writer == "srm" else self.lrm
 
+    def count(self, key: str, n: int = 1) -> None:
+        self.stats[key] = self.stats.get(key, 0) + n
+
+    def stop(self, t: int) -> bool:
+        return self.bounds.is_boundary(t) or self.bounds.is_eos(t)
+
     def write_step(self, decision: Decision, signals: Signals) -> Step:
         s = self.config.settings
         if decision.writer == "srm" and self.policy.needs_srm and not self.policy.reuse_glimpse:
             self.sampler(self.srm.next_logits)  # upstream GlimpRouter: the glimpsed token is thrown away
         cap = min(s.max_step_tokens, self.config.max_tokens - self.ctx.generated)
-        stop = lambda t: self.bounds.is_boundary(t) or self.bounds.is_eos(t)  # noqa: E731
-        ids = self.session(decision.writer).generate(self.ctx, self.sampler, stop, cap)
-        return self.add_step(decision, signals, ids, self.end_of(ids))
+        start = len(self.ctx)
+        if decision.writer == "srm" and self.policy.mentored:
+            self.write_mentored(cap)
+        else:
+            self.session(decision.writer).generate(self.ctx, self.sampler, self.stop, cap)
+        ids = self.ctx.ids[start:]
+        return self.add_step(decision, signals, ids, self.end_of(ids), start=start)
+
+    # -- SpecReason: score a finished SRM step on a fork of the LRM's cache ----
+    def review_step(self, step: Step, view: StepView, signals: Signals) -> Step:
+        score = self.lrm_score()
+        verdict = self.policy.review(view, score)
+        self.count("reviewed")
+        step.reason += f"; {verdict.reason}"
+        if verdict.keep:
+            return step
+        self.count("rejected")
+        self.retract(step)
+        rewrite = self.write_step(Decision(verdict.rewrite, f"rewrite: {verdict.reason}"), signals)
+        rewrite.rejected = step.text
+        return rewrite
+
+    def lrm_score(self) -> float:
+        """The LRM's 0-9 score of the last step from one forward over the scoring question (never kept)."""
+        logits = self.lrm.peek(self.ctx, self.engine.scoring_ids)
+        p = torch.softmax(logits[self.engine.digit_ids], -1)
+        if self.config.settings.score_mode == "greedy":
+            return float(p.argmax())
+        return float((p * torch.arange(10, dtype=p.dtype)).sum())
+
+    def retract(self, step: Step) -> None:
+        """Remove the last step from the context, both caches and the trace."""
+        start = len(self.ctx) - len(step.ids)
+        self.ctx.truncate(start)
+        self.srm.rollback(start)
+        self.lrm.rollback(start)
+        self.steps.pop()
+
+    # -- MentorCollab: token-by-token SRM writing with probes -------------------
+    def write_mentored(self, cap: int) -> None:
+        """The SRM writes until a boundary, EOS or ``cap`` tokens; before each token the policy may
+        probe, and where the models' greedy tokens differ a verifier picks one model's lookahead."""
+        ctx, start = self.ctx, len(self.ctx)
+        while len(ctx) - start < cap:
+            self.srm.sync(ctx)
+            if self.policy.probe(self.engine.starts_word(int(self.srm.next_logits.argmax()))):
+                self.count("probes")
+                if self.diverges():
+                    self.count("divergences")
+                    if self.mentor(cap - (len(ctx) - start)):
+                        return
+                    continue
+            tok = self.srm.generate(ctx, self.sampler, self.stop, 1)[0]
+            if self.stop(tok):
+                return
+
+    def diverges(self) -> bool:
+        self.lrm.sync(self.ctx)
+        return int(self.srm.next_logits.argmax()) != int(self.lrm.next_logits.argmax())
+
+    def mentor(self, room: int) -> bool:
+        """Both models propose a continuation; the verifier keeps one. True if it ended the step."""
+        ctx, base = self.ctx, len(self.ctx)
+        n = min(self.config.settings.lookahead, room)
+        options = {}
+        for who in ("srm", "lrm"):
+            self.session(who).generate(ctx, self.sampler, self.stop, n)
+            options[who] = ctx.ids[base:]
+            ctx.truncate(base)
+        lrm_first = self.policy.option_order()
+        a, b = (options["lrm"], options["srm"]) if lrm_first else (options["srm"], options["lrm"])
+        self.srm.rollback(base)
+        logits = self.srm.peek(ctx, self.engine.mentor_ids(a, b))
+        pa, pb = torch.softmax(logits[self.engine.option_ids], -1).tolist()
+        winner = self.policy.pick(pa if lrm_first else pb)
+        loser = "srm" if winner == "lrm" else "lrm"
+        self.session(loser).rollback(base)
+        for t in options[winner]:
+            ctx.append(t, winner)
+        self.count(f"picked_{winner}")
+        return self.stop(options[winner][-1])
 
     def write_final_answer(self, decision: Decision, signals: Signals) -> Step:
         """Eq. 4 collapse: append the final-answer cue and let the chosen model close the box."""
@@ -153,10 +276,16 @@ class _Run:
             return "boundary"
         return "budget" if self.ctx.generated >= self.config.max_tokens else "cap"
 
-    def add_step(self, decision: Decision, signals: Signals, ids: list[int], end: str, prefix: str = "") -> Step:
+    def add_step(
+        self, decision: Decision, signals: Signals, ids: list[int], end: str, prefix: str = "", start: int | None = None
+    ) -> Step:
         text = prefix + self.engine.tokenizer.decode(ids, skip_special_tokens=True)
         label = self.engine.labeler.label(text)
-        step = Step(decision.writer, ids, text, signals.to_dict(), decision.reason, end, label)
+        start = len(self.ctx) - len(ids) if start is None else start
+        by = self.ctx.writers[start : start + len(ids)]
+        tokens = {w: by.count(w) for w in ("srm", "lrm") if w in by}
+        writer = next(iter(tokens)) if len(tokens) == 1 else ("mixed" if tokens else decision.writer)
+        step = Step(writer, list(ids), text, signals.to_dict(), decision.reason, end, label, tokens)
         self.steps.append(step)
         if self.on_step is not None:
             self.on_step(len(self.steps) - 1, step)
@@ -174,6 +303,8 @@ class _Run:
         }
         if self.steer is not None:
             meta["steer"] = self.steer.describe()
+        if self.stats:
+            meta["stats"] = dict(self.stats)
         warnings = self.policy.warnings(self.window.max_ranks)
         if warnings:
             meta["warnings"] = warnings

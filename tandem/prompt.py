@@ -30,3 +30,48 @@ def prompt_ids(tokenizer, question: str, instruction: str = INSTRUCTION) -> list
             ids = ids["input_ids"]
         return [int(i) for i in ids]
     return tokenizer.encode(f"{content}\n\nSolution:\n", add_special_tokens=True)
+
+
+SCORING_REQUEST = (
+    "Look at the last step of your reasoning above. How likely is it to be correct and useful? "
+    "Answer with a single digit from 0 (certainly wrong) to 9 (certainly correct)."
+)
+SCORING_ANSWER_PREFIX = "Score: "
+
+MENTOR_REQUEST_HEAD = "Here are two ways to continue your reasoning.\n\nOption A:"
+MENTOR_REQUEST_MID = "\n\nOption B:"
+MENTOR_REQUEST_TAIL = "\n\nWhich option is more likely to lead to the correct final answer? Answer A or B."
+MENTOR_ANSWER_PREFIX = "Option"
+
+_SENTINEL = "\x00TANDEM\x00"
+
+
+def side_turn(tokenizer, request: str, answer_prefix: str) -> tuple[str, str]:
+    """Text that closes the reasoning turn, asks ``request`` as the user and opens the answer with
+    ``answer_prefix``, split at ``{request}`` so token ids can be spliced in the middle.
+
+    Used for side questions (SpecReason's score, MentorCollab's self-verifier) asked on a forked
+    cache on top of the reasoning: the reasoning itself is never re-encoded or resent.
+    """
+    if getattr(tokenizer, "chat_template", None):
+        rendered = tokenizer.apply_chat_template(
+            [{"role": "user", "content": "Q"}, {"role": "assistant", "content": _SENTINEL},
+             {"role": "user", "content": _SENTINEL}],
+            tokenize=False, add_generation_prompt=True,
+        )
+        _, after_reasoning, after_request = rendered.split(_SENTINEL)
+        return after_reasoning, after_request + answer_prefix
+    return "\n\nUser: ", f"\nAssistant: {answer_prefix}"
+
+
+def scoring_ids(tokenizer) -> list[int]:
+    """SpecReason: the ids appended (on a fork) to ask the LRM for a 0-9 score of the last step."""
+    head, tail = side_turn(tokenizer, SCORING_REQUEST, SCORING_ANSWER_PREFIX)
+    return tokenizer.encode(head + SCORING_REQUEST + tail, add_special_tokens=False)
+
+
+def mentor_ids(tokenizer, option_a: list[int], option_b: list[int]) -> list[int]:
+    """MentorCollab self-verifier: the options' own ids spliced into the question (no re-encoding)."""
+    head, tail = side_turn(tokenizer, "", MENTOR_ANSWER_PREFIX)
+    enc = lambda s: tokenizer.encode(s, add_special_tokens=False)  # noqa: E731
+    return enc(head + MENTOR_REQUEST_HEAD) + option_a + enc(MENTOR_REQUEST_MID) + option_b + enc(MENTOR_REQUEST_TAIL + tail)

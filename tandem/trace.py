@@ -10,13 +10,15 @@ from tandem.step_labels import validation_ratio
 
 @dataclass
 class Step:
-    writer: str  # "srm" | "lrm"
+    writer: str  # "srm" | "lrm" | "mixed" (MentorCollab: see tokens_by)
     ids: list[int]
     text: str
     signals: dict
     reason: str
     end: str  # "boundary" | "eos" | "cap" | "budget"
     label: str = "execution"  # "execution" | "reflection" | "transition" (tandem.step_labels)
+    tokens_by: dict = field(default_factory=dict)  # {"srm": n, "lrm": m}: who wrote the step's tokens
+    rejected: str | None = None  # SpecReason: the SRM draft this step replaced
 
     def to_dict(self) -> dict:
         return {
@@ -27,6 +29,8 @@ class Step:
             "reason": self.reason,
             "end": self.end,
             "label": self.label,
+            "tokens_by": self.tokens_by,
+            **({"rejected": self.rejected} if self.rejected is not None else {}),
         }
 
 
@@ -47,7 +51,7 @@ class Trace:
     @property
     def lrm_token_share(self) -> float:
         gen = sum(len(s.ids) for s in self.steps)
-        return sum(len(s.ids) for s in self.steps if s.writer == "lrm") / gen if gen else 0.0
+        return sum(s.tokens_by.get("lrm", 0) for s in self.steps) / gen if gen else 0.0
 
     @property
     def validation_ratio(self) -> float | None:

@@ -4,7 +4,7 @@
 def assert_handoff_accounting(trace) -> None:
     """Each model generated exactly its steps' tokens, and prefilled at most:
     the prompt + the other model's generated tokens + one per step."""
-    gen = {w: sum(len(s.ids) for s in trace.steps if s.writer == w) for w in ("srm", "lrm")}
+    gen = {w: sum(s.tokens_by.get(w, 0) for s in trace.steps) for w in ("srm", "lrm")}
     for me, other in (("srm", "lrm"), ("lrm", "srm")):
         u = trace.usage[me]
         assert u.completion_tokens == gen[me]

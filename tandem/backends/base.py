@@ -37,6 +37,13 @@ class Context:
     def __len__(self) -> int:
         return len(self.ids)
 
+    def truncate(self, length: int) -> None:
+        """Drop every token at position >= ``length`` (never into the prompt)."""
+        if length < self.prompt_len:
+            raise ValueError(f"cannot truncate into the prompt ({length} < {self.prompt_len})")
+        del self.ids[length:]
+        del self.writers[length:]
+
     @property
     def generated(self) -> int:
         return len(self.ids) - self.prompt_len
@@ -53,6 +60,9 @@ class ModelUsage:
     which ``prefill_seconds`` in forwards that fed tokens it did not generate.
     ``boundary_positions``: step-boundary tokens of the reasoning it fed;
     ``steered_positions``: of those, the ones a steering vector was added to.
+    ``scoring_tokens``: tokens fed for side questions on a fork (SpecReason's
+    score, MentorCollab's verifier) that never entered the context; they are
+    included in ``prompt_tokens``.
     """
 
     prompt_tokens: int = 0
@@ -61,9 +71,11 @@ class ModelUsage:
     prefill_seconds: float = 0.0
     boundary_positions: int = 0
     steered_positions: int = 0
+    scoring_tokens: int = 0
 
     def to_dict(self) -> dict:
         return {
+            "scoring_tokens": self.scoring_tokens,
             "boundary_positions": self.boundary_positions,
             "steered_positions": self.steered_positions,
             "prompt_tokens": self.prompt_tokens,
@@ -91,3 +103,9 @@ class Session(Protocol):
 
     def generate(self, ctx: Context, sampler: Sampler, stop: StopRule, max_new: int) -> list[int]:
         """Append up to ``max_new`` sampled tokens to ``ctx``, ending after the first that ``stop`` accepts."""
+
+    def peek(self, ctx: Context, extra: list[int]) -> torch.Tensor:
+        """Logits after ``ctx`` + ``extra`` without keeping ``extra`` (a side question on a forked cache)."""
+
+    def rollback(self, length: int) -> None:
+        """Forget every token at position >= ``length``."""

@@ -193,9 +193,39 @@ class HFSession:
             self.sync(ctx)
         return out
 
+    def peek(self, ctx: Context, extra: list[int]) -> torch.Tensor:
+        """Logits after ``ctx`` followed by ``extra`` ids that never enter the context (a side question
+        on a fork): the cache is cropped back afterwards. ``extra`` counts as prompt and scoring tokens."""
+        self.sync(ctx)
+        keep = self._logits
+        t0 = time.perf_counter()
+        with self.hf.lock, torch.inference_mode():
+            ids = torch.tensor([extra], dtype=torch.long, device=self.hf.device)
+            out = self.hf.model(input_ids=ids, past_key_values=self.cache, use_cache=True, logits_to_keep=1)
+            logits = out.logits[0, -1].float()
+            _crop_to(self.cache, self.seen)
+        elapsed = time.perf_counter() - t0
+        self._logits = keep
+        self.usage.seconds += elapsed
+        self.usage.prefill_seconds += elapsed
+        self.usage.prompt_tokens += len(extra)
+        self.usage.scoring_tokens += len(extra)
+        return logits
+
     def rollback(self, length: int) -> None:
-        """Forget every token at position >= ``length`` (the caller trims the context)."""
+        """Forget every token at position >= ``length`` (the caller trims the context).
+
+        The token at ``length - 1`` is forgotten too and re-fed at the next sync: its forward is
+        what yields the next-token logits, which a crop cannot restore."""
         if length < self.seen:
-            self.cache.crop(length)
-            self.seen = length
+            keep = max(length - 1, 0)
+            _crop_to(self.cache, keep)
+            self.seen = keep
             self._logits = None
+
+
+def _crop_to(cache, length: int) -> None:
+    """Keep the first ``length`` positions of a DynamicCache (transformers 5 crops by a negative count)."""
+    extra = cache.get_seq_length() - length
+    if extra > 0:
+        cache.crop(-extra)

@@ -59,16 +59,44 @@ class Decision:
     finish: bool = False
 
 
+@dataclass
+class Review:
+    """SpecReason-style verdict on a finished SRM step: keep it, or roll it back and let ``rewrite`` write it."""
+
+    keep: bool
+    reason: str
+    rewrite: Writer = "lrm"
+
+
 class Policy:
     name: ClassVar[str] = "base"
     needs_srm: ClassVar[bool] = True  # run the SRM at every step start (signals need it)
     reuse_glimpse: bool = True  # an SRM step starts from the step-start distribution already computed
+    reviews: ClassVar[bool] = False  # after each SRM step the engine gets the LRM's 0-9 score and calls review()
+    mentored: ClassVar[bool] = False  # SRM steps are written token by token, with probe() asked before each
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, seed: int = 0):
         self.settings = settings
+        self.seed = seed
 
     def choose(self, view: StepView) -> Decision:
         raise NotImplementedError
+
+    def review(self, view: StepView, score: float) -> Review:
+        """After an SRM step (``reviews`` policies): keep it or have it rewritten."""
+        return Review(True, "not reviewed")
+
+    def probe(self, word_start: bool) -> bool:
+        """Before an SRM token (``mentored`` policies): compare the two models' next tokens here?"""
+        return False
+
+    def option_order(self) -> bool:
+        """Mentored divergence: show the LRM's option first (as A) to the verifier?"""
+        return False
+
+    def pick(self, p_lrm: float) -> Writer:
+        """Mentored divergence: whose continuation to keep, given the verifier's probability for the LRM's."""
+        return "srm"
 
     def warnings(self, max_ranks: list[int]) -> list[str]:
         """Settings that cannot work with this model (e.g. a threshold no rank can reach)."""

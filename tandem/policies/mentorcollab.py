@@ -1,0 +1,42 @@
+"""MentorCollab: the LRM mentors the SRM sparsely, at randomly probed positions.
+
+The SRM writes every step token by token. Before a token, with probability
+``probe_rate`` (per token, or per word with ``probe_unit=word``: only where the
+SRM's next token starts a word), the engine compares both models' greedy next
+tokens. Where they differ, each model proposes a ``lookahead``-token
+continuation and a verifier picks one; the other is rolled back. The
+``self`` verifier is the SRM itself, shown both options on a fork of its cache
+and asked which leads to the correct answer; its probability of the LRM's
+option label decides (> 0.5: the LRM's continuation is kept). Which option is
+shown first is drawn from the same seeded generator, so position bias cannot
+favour one model and a fixed ``--seed`` reproduces the run exactly.
+"""
+
+import random
+
+from tandem.policies.base import Decision, Policy, StepView, Writer
+from tandem.policies.registry import register
+
+
+@register
+class MentorCollab(Policy):
+    name = "mentorcollab"
+    mentored = True
+
+    def __init__(self, settings, seed: int = 0):
+        super().__init__(settings, seed)
+        self.rng = random.Random(seed)
+
+    def choose(self, view: StepView) -> Decision:
+        return Decision("srm", "SRM writes, LRM mentors at probes")
+
+    def probe(self, word_start: bool) -> bool:
+        if self.settings.probe_unit == "word" and not word_start:
+            return False
+        return self.rng.random() < self.settings.probe_rate
+
+    def option_order(self) -> bool:
+        return self.rng.random() < 0.5
+
+    def pick(self, p_lrm: float) -> Writer:
+        return "lrm" if p_lrm > 0.5 else "srm"

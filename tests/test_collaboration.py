@@ -1,0 +1,113 @@
+"""SpecReason and MentorCollab on tiny random models: forks, rollbacks, accounting, reproducibility."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from accounting import assert_handoff_accounting
+
+from tandem.backends.base import Context
+from tandem.config import RunConfig, Settings
+from tandem.engine import Engine, _Run
+from tandem.prompt import prompt_ids, scoring_ids
+
+QUESTION = "A baker makes 48 cookies and sells them for 2 dollars each. How many dollars does he earn?"
+
+
+def run(pair, method, max_tokens=40, seed=0, **settings):
+    engine = Engine(*pair)
+    cfg = RunConfig(method=method, max_tokens=max_tokens, seed=seed, settings=Settings(max_step_tokens=6, **settings))
+    r = _Run(engine, prompt_ids(engine.tokenizer, QUESTION), cfg, QUESTION, None)
+    return r, r.execute()
+
+
+def assert_caches_fresh(r, pair):
+    """Each cache gives the logits of a fresh prefill of the context as it finally is."""
+    for sess, hf in ((r.srm, pair[0]), (r.lrm, pair[1])):
+        if sess.seen == 0:
+            continue
+        sess.sync(r.ctx)
+        with torch.inference_mode():
+            fresh = hf.model(torch.tensor([r.ctx.ids])).logits[0, -1]
+        assert sess.seen == len(r.ctx) == sess.cache.get_seq_length()
+        torch.testing.assert_close(sess.next_logits, fresh.float(), atol=1e-4, rtol=1e-4)
+
+
+def test_rollback_and_peek_leave_the_cache_as_a_fresh_prefill(tiny_pair, tiny_tokenizer):
+    hf = tiny_pair[1]
+    ids = prompt_ids(tiny_tokenizer, QUESTION)
+    ctx = Context.from_prompt(ids)
+    sess = hf.session("lrm")
+    for t in tiny_tokenizer.encode(" Step 1: add the numbers."):
+        ctx.append(t, "srm")
+    sess.sync(ctx)
+    before = sess.next_logits.clone()
+    side = sess.peek(ctx, scoring_ids(tiny_tokenizer))
+    assert sess.cache.get_seq_length() == len(ctx) and not torch.equal(side, before)
+    torch.testing.assert_close(sess.next_logits, before)
+    assert sess.usage.scoring_tokens == len(scoring_ids(tiny_tokenizer)) and sess.usage.prompt_tokens >= sess.usage.scoring_tokens
+    keep = len(ctx) - 4
+    sess.rollback(keep)
+    ctx.truncate(keep)
+    for t in tiny_tokenizer.encode(" multiply by 3."):
+        ctx.append(t, "lrm")
+    sess.sync(ctx)
+    with torch.inference_mode():
+        fresh = hf.model(torch.tensor([ctx.ids])).logits[0, -1]
+    torch.testing.assert_close(sess.next_logits, fresh.float(), atol=1e-4, rtol=1e-4)
+    with pytest.raises(ValueError, match="into the prompt"):
+        ctx.truncate(len(ids) - 1)
+
+
+def test_specreason_accepting_everything_is_srm_only(tiny_pair):
+    _, srm = run(tiny_pair, "srm")
+    r, spec = run(tiny_pair, "specreason", accept=0)
+    assert spec.text == srm.text and all(s.writer == "srm" for s in spec.steps)
+    assert r.stats["reviewed"] == len(spec.steps) and "rejected" not in r.stats
+    u = spec.usage["lrm"]
+    assert u.completion_tokens == 0 and u.scoring_tokens == len(spec.steps) * len(scoring_ids(r.engine.tokenizer))
+    assert_caches_fresh(r, tiny_pair)
+
+
+def test_specreason_rejecting_everything_is_lrm_only_text(tiny_pair):
+    _, lrm = run(tiny_pair, "lrm")
+    r, spec = run(tiny_pair, "specreason", accept=9, score_mode="expectation")
+    assert spec.text == lrm.text  # every step rolled back and rewritten by the LRM from the same context
+    assert all(s.writer == "lrm" and s.rejected is not None for s in spec.steps)
+    assert r.stats["rejected"] == r.stats["reviewed"] == len(spec.steps)
+    # drafts were generated and thrown away: SRM generated more than it kept (it kept nothing)
+    assert spec.usage["srm"].completion_tokens > 0 and spec.lrm_token_share == 1.0
+    d = spec.to_dict()
+    assert d["usage"]["lrm"]["scoring_tokens"] > 0 and "rejected" in d["steps"][0]
+    assert_caches_fresh(r, tiny_pair)
+
+
+def test_mentorcollab_without_probes_is_srm_only(tiny_pair):
+    _, srm = run(tiny_pair, "srm")
+    r, mc = run(tiny_pair, "mentorcollab", probe_rate=0.0)
+    assert mc.text == srm.text and mc.usage["lrm"].completion_tokens == 0 and "probes" not in r.stats
+
+
+def test_mentorcollab_probes_diverge_pick_and_reproduce(tiny_pair):
+    r, mc = run(tiny_pair, "mentorcollab", max_tokens=60, seed=5, probe_rate=1.0, lookahead=3)
+    s = r.stats
+    assert s["probes"] >= s["divergences"] > 0
+    assert s.get("picked_srm", 0) + s.get("picked_lrm", 0) == s["divergences"]
+    assert sum(sum(st.tokens_by.values()) for st in mc.steps) == len(r.ctx) - r.ctx.prompt_len
+    if s.get("picked_lrm"):
+        assert mc.lrm_token_share > 0
+    for st in mc.steps:
+        assert st.writer == ("mixed" if len(st.tokens_by) > 1 else next(iter(st.tokens_by)))
+    # the LRM generated every option it proposed, kept or not
+    assert mc.usage["lrm"].completion_tokens >= sum(st.tokens_by.get("lrm", 0) for st in mc.steps)
+    assert mc.usage["srm"].scoring_tokens > 0  # self-verifier consultations, never in the context
+    assert_caches_fresh(r, tiny_pair)
+    _, again = run(tiny_pair, "mentorcollab", max_tokens=60, seed=5, probe_rate=1.0, lookahead=3)
+    assert again.text == mc.text and [x.tokens_by for x in again.steps] == [x.tokens_by for x in mc.steps]
+    _, word = run(tiny_pair, "mentorcollab", max_tokens=30, seed=5, probe_rate=1.0, probe_unit="word", lookahead=3)
+    assert word.meta["stats"]["probes"] <= s["probes"]
+
+
+def test_accounting_holds_for_mentorcollab_without_divergence(tiny_pair):
+    _, mc = run(tiny_pair, "mentorcollab", probe_rate=0.0)
+    assert_handoff_accounting(mc)

@@ -75,3 +75,38 @@ def test_cli_solve_json_and_models():
     res = runner.invoke(app, ["models", "--json"])
     info = json.loads(res.stdout)
     assert info["srm"]["gguf"].endswith(".gguf") and info["lrm"]["cache_ready"]
+
+
+def test_specreason_scores_every_draft_on_a_fork(engine):
+    trace = engine.solve(WORD_PROBLEM, RunConfig(method="specreason", max_tokens=120))
+    assert trace.answer == "55", trace.text
+    stats = trace.meta["stats"]
+    assert stats["reviewed"] >= len([s for s in trace.steps if s.writer == "srm"])
+    lrm = trace.usage["lrm"]
+    assert lrm.scoring_tokens == stats["reviewed"] * len(engine.scoring_ids)
+    assert lrm.prompt_tokens >= lrm.scoring_tokens
+
+
+def test_mentorcollab_is_reproducible_with_a_seed(engine):
+    cfg = RunConfig(method="mentorcollab", max_tokens=80, seed=2, settings=Settings(probe_rate=0.2, lookahead=8))
+    a, b = engine.solve(WORD_PROBLEM, cfg), engine.solve(WORD_PROBLEM, cfg)
+    assert a.text == b.text and a.meta["stats"] == b.meta["stats"]
+    assert a.meta["stats"]["probes"] > 0
+    assert sum(sum(s.tokens_by.values()) for s in a.steps) == sum(len(s.ids) for s in a.steps)
+
+
+def test_steering_the_real_srm_counts_every_boundary(engine, embedded_pair, tmp_path):
+    import numpy as np
+
+    from tandem.steering import SteerVectors
+
+    srm = embedded_pair[0]
+    v = np.random.default_rng(0).standard_normal(srm.hidden_size).astype(np.float32)
+    meta = {"model": srm.name, "fingerprint": srm.fingerprint, "hidden_size": srm.hidden_size, "layer": 12, "counts": {}}
+    SteerVectors({"seal": v}, meta).save(tmp_path / "v.pt")
+    cfg = RunConfig(method="srm", max_tokens=60, steer=str(tmp_path / "v.pt"), settings=Settings(steer_kind="seal", alpha=0.5))
+    trace = engine.solve(WORD_PROBLEM, cfg)
+    u = trace.usage["srm"]
+    assert u.boundary_positions > 0 and u.steered_positions == u.boundary_positions
+    plain = engine.solve(WORD_PROBLEM, RunConfig(method="srm", max_tokens=60))
+    assert plain.usage["srm"].steered_positions == 0

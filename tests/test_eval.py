@@ -129,7 +129,7 @@ def test_cli_eval_sweep_report_analyze(tiny_pair_dirs, problems_file, tmp_path):
     out = tmp_path / "grid"
     res = _cli("sweep", "-d", problems_file, "--config", grid, "-o", out, cwd=tmp_path)
     assert res.returncode == 0, res.stderr
-    assert sorted(p.name for p in out.glob("*.jsonl")) == ["lrm.jsonl", "rankguide_te0.5.jsonl", "rankguide_te3.0.jsonl", "srm.jsonl"]
+    assert sorted(p.name for p in out.glob("*.jsonl")) == ["lrm.jsonl", "rankguide_te-0.5.jsonl", "rankguide_te-3.0.jsonl", "srm.jsonl"]
     sizes = {p.name: p.stat().st_size for p in out.glob("*.jsonl")}
     res = _cli("sweep", "-d", problems_file, "--config", grid, "-o", out, cwd=tmp_path)  # resume: nothing to do
     assert res.returncode == 0 and sizes == {p.name: p.stat().st_size for p in out.glob("*.jsonl")}
@@ -137,7 +137,7 @@ def test_cli_eval_sweep_report_analyze(tiny_pair_dirs, problems_file, tmp_path):
     res = _cli("report", out, cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     table = (out / "report.md").read_text()
-    assert "| lrm | lrm | te=0.9 | 0.0% |" in table and "1.00x" in table and "rankguide_te0.5" in table
+    assert "| lrm | lrm | te=0.9 | 0.0% |" in table and "1.00x" in table and "rankguide_te-0.5" in table
     assert (out / "pareto.png").stat().st_size > 10_000
 
     res = _cli("analyze", out / "srm.jsonl", out / "lrm.jsonl", "-o", tmp_path / "fig", cwd=tmp_path)

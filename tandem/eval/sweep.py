@@ -9,7 +9,7 @@
     te  = [0.7, 0.9]           # a list is swept, a scalar is fixed
     tr1 = [5, 6]
 
-Each point is named after its method and its grid keys (``rankguide_te0.7_tr15``)
+Each point is named after its method and its grid keys (``rankguide_te-0.7_tr1-5``)
 and written to ``OUT/<name>.jsonl``; re-running the sweep resumes every point.
 """
 
@@ -48,7 +48,7 @@ def expand(path: str | Path) -> list[tuple[str, RunConfig]]:
                 cfg = make_config(run, settings)
             except ConfigError as e:
                 raise ConfigError(f"{path}: grid #{i} point {point}: {e}") from None
-            name = "_".join([str(point["method"])] + [f"{k}{_short(v)}" for k, v in point.items() if k != "method"])
+            name = "_".join([str(point["method"])] + [f"{k}-{_short(v)}" for k, v in point.items() if k != "method"])
             points.append((name, cfg))
     names = [n for n, _ in points]
     dupes = sorted({n for n in names if names.count(n) > 1})

@@ -15,8 +15,8 @@ from tandem.policies.registry import register
 class GlimpRouter(Policy):
     name = "glimprouter"
 
-    def __init__(self, settings):
-        super().__init__(settings)
+    def __init__(self, settings, seed: int = 0):
+        super().__init__(settings, seed)
         self.reuse_glimpse = settings.glimpse == "reuse"
 
     def choose(self, view: StepView) -> Decision:

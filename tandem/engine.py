@@ -21,6 +21,7 @@ of the next step (GlimpRouter's "glimpse").
 from __future__ import annotations
 
 import functools
+import threading
 import time
 from pathlib import Path
 
@@ -38,6 +39,10 @@ from tandem.signals import BoundaryTokens, RankWindow, entropy
 from tandem.trace import Step, Trace
 
 OnStep = Callable[[int, Step], None]
+
+
+class Cancelled(RuntimeError):
+    """The caller set the run's cancel event (e.g. a server client disconnected)."""
 
 
 def _single_id(tokenizer, text: str) -> int:
@@ -101,21 +106,31 @@ class Engine:
         return self._vectors[key].for_model(self.srm, s.steer_kind, s.alpha, str(path))
 
     def solve(
-        self, question: str, config: RunConfig | None = None, on_step: OnStep | None = None, instruction: str = INSTRUCTION
+        self, question: str, config: RunConfig | None = None, on_step: OnStep | None = None, instruction: str = INSTRUCTION,
+        cancel: threading.Event | None = None,
     ) -> Trace:
         config = config or RunConfig()
-        return self.run(prompt_ids(self.tokenizer, question, instruction), config, question=question, on_step=on_step)
+        prompt = prompt_ids(self.tokenizer, question, instruction)
+        return self.run(prompt, config, question=question, on_step=on_step, cancel=cancel)
 
-    def run(self, prompt: list[int], config: RunConfig, question: str = "", on_step: OnStep | None = None) -> Trace:
-        """Solve from prompt ids; ``on_step(index, step)`` is called as each step finishes."""
-        return _Run(self, prompt, config, question, on_step).execute()
+    def run(
+        self, prompt: list[int], config: RunConfig, question: str = "", on_step: OnStep | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Trace:
+        """Solve from prompt ids; ``on_step(index, step)`` is called as each step finishes. Setting
+        ``cancel`` stops the run after the token being generated (raises ``Cancelled``)."""
+        return _Run(self, prompt, config, question, on_step, cancel).execute()
 
 
 class _Run:
     """One problem: the context, both sessions, the rank window and the steps so far."""
 
-    def __init__(self, engine: Engine, prompt: list[int], config: RunConfig, question: str, on_step: OnStep | None):
+    def __init__(
+        self, engine: Engine, prompt: list[int], config: RunConfig, question: str, on_step: OnStep | None,
+        cancel: threading.Event | None = None,
+    ):
         s = config.settings
+        self.cancel = cancel
         self.on_step = on_step
         self.engine = engine
         self.config = config
@@ -169,7 +184,19 @@ class _Run:
     def count(self, key: str, n: int = 1) -> None:
         self.stats[key] = self.stats.get(key, 0) + n
 
+    def check_cancel(self) -> None:
+        if self.cancel is not None and self.cancel.is_set():
+            raise Cancelled("run cancelled")
+
+    def answer_stop(self, t: int) -> bool:
+        """Does token ``t`` end a forced final answer? (only EOS does)"""
+        self.check_cancel()
+        return self.bounds.is_eos(t)
+
     def stop(self, t: int) -> bool:
+        """Does token ``t`` end a step? Asked after every generated token, so it is also where a
+        cancelled run stops."""
+        self.check_cancel()
         return self.bounds.is_boundary(t) or self.bounds.is_eos(t)
 
     def write_step(self, decision: Decision, signals: Signals) -> Step:
@@ -265,7 +292,7 @@ class _Run:
         for t in cue:
             self.ctx.append(t, ENGINE)
         cap = self.config.settings.answer_tokens
-        ids = self.session(decision.writer).generate(self.ctx, self.sampler, self.bounds.is_eos, cap)
+        ids = self.session(decision.writer).generate(self.ctx, self.sampler, self.answer_stop, cap)
         return self.add_step(decision, signals, ids, "eos" if self.bounds.is_eos(ids[-1]) else "cap", prefix=FINAL_ANSWER_CUE)
 
     def end_of(self, ids: list[int]) -> str:

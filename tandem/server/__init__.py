@@ -1,0 +1,1 @@
+"""``tandem serve``: an OpenAI-compatible HTTP server over one loaded engine."""

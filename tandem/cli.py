@@ -23,8 +23,12 @@ out = Console()
 err = Console(stderr=True)
 
 from tandem.steering import SteeringError
+from tandem.verifier import VerifierError
 
-USER_ERRORS = (ConfigError, ModelLoadError, EmbeddedError, DatasetError, EvalError, SteeringError, ValueError, FileNotFoundError)
+USER_ERRORS = (
+    ConfigError, ModelLoadError, EmbeddedError, DatasetError, EvalError, SteeringError, VerifierError, ValueError,
+    FileNotFoundError,
+)
 WRITER_STYLE = {"srm": "cyan", "lrm": "magenta"}
 
 
@@ -83,6 +87,7 @@ def solve(
     srm: Optional[str] = typer.Option(None, help="SRM: `embedded`, a local folder or a cached HF model id"),
     lrm: Optional[str] = typer.Option(None, help="LRM: `embedded`, a local folder or a cached HF model id"),
     steer: Optional[Path] = typer.Option(None, "--steer", help="steering vector file from `tandem calibrate` (SRM only)"),
+    verifier: Optional[Path] = typer.Option(None, "--verifier", help="MentorCollab MLP verifier file (with --set verifier=mlp)"),
     device: str = typer.Option("auto", help="auto | cpu | cuda[:N]"),
     dtype: str = typer.Option("auto", help="auto | float32 | bfloat16 | float16"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON document"),
@@ -92,7 +97,8 @@ def solve(
     from tandem.policies import get_policy
 
     try:
-        cfg = build_config(config, set_, method=method, seed=seed, max_tokens=max_tokens, srm=srm, lrm=lrm, steer=_steer(steer))
+        cfg = build_config(config, set_, method=method, seed=seed, max_tokens=max_tokens, srm=srm, lrm=lrm,
+                           steer=_steer(steer), verifier_file=str(verifier) if verifier else None)
         get_policy(cfg.method)
         if not question.strip():
             raise ValueError("the question is empty")
@@ -212,6 +218,7 @@ def eval_(
     srm: Optional[str] = typer.Option(None),
     lrm: Optional[str] = typer.Option(None),
     steer: Optional[Path] = typer.Option(None, "--steer", help="steering vector file from `tandem calibrate`"),
+    verifier: Optional[Path] = typer.Option(None, "--verifier", help="MentorCollab MLP verifier file (with --set verifier=mlp)"),
     device: str = typer.Option("auto"),
     dtype: str = typer.Option("auto"),
     workers: int = typer.Option(1, min=1, help="problems in flight at once (use 1 for latency numbers)"),
@@ -227,7 +234,8 @@ def eval_(
     from tandem.policies import get_policy
 
     try:
-        cfg = build_config(config, set_, method=method, seed=seed, max_tokens=max_tokens, srm=srm, lrm=lrm, steer=_steer(steer))
+        cfg = build_config(config, set_, method=method, seed=seed, max_tokens=max_tokens, srm=srm, lrm=lrm,
+                           steer=_steer(steer), verifier_file=str(verifier) if verifier else None)
         get_policy(cfg.method)
         fields = _fields(question_field, answer_field, id_field, tests_field)
         problems = datasets.load(dataset, split, limit, fields)
@@ -294,6 +302,55 @@ def calibrate(
         err.print(f"  {kind:9s} {state}: {c['samples']} samples, {c['execution_steps']} execution vs {c['validation_steps']} reflection/transition steps, norm {c['norm']}")
     if not vectors.vectors:
         raise typer.Exit(1)
+
+
+@app.command("train-verifier")
+def train_verifier(
+    dataset: str = typer.Option(..., "--dataset", "-d", help="gsm8k | math500 | path/to/problems.jsonl"),
+    out: Path = typer.Option(..., "--out", "-o", help="verifier file to write (.pt)"),
+    split: str = typer.Option("train"),
+    limit: Optional[int] = typer.Option(None),
+    layer: Optional[int] = typer.Option(None, help="SRM layer whose input is the feature (default: middle)"),
+    set_: list[str] = typer.Option([], "--set", help="MentorCollab settings for the labelling runs (probe_rate, lookahead, ...)"),
+    max_tokens: Optional[int] = typer.Option(None, "--max-tokens"),
+    seed: Optional[int] = typer.Option(None),
+    srm: Optional[str] = typer.Option(None),
+    lrm: Optional[str] = typer.Option(None),
+    device: str = typer.Option("auto"),
+    dtype: str = typer.Option("auto"),
+):
+    """Label MentorCollab divergences by rolling out both options, then train the MLP verifier."""
+    import numpy as np
+
+    from tandem.config import build_config
+    from tandem.eval import datasets
+    from tandem.verifier import collect, fit
+
+    try:
+        cfg = build_config(None, set_, method="mentorcollab", seed=seed, max_tokens=max_tokens, srm=srm, lrm=lrm)
+        cfg.settings.verifier = "self"
+        problems = datasets.load(dataset, split, limit)
+        engine, _ = _load_engine(cfg, device, dtype)
+        layer = engine.srm.resolve_layer(layer)
+        xs, ys, seen = [], [], 0
+        with _progress() as bar:
+            task = bar.add_task("labelling divergences", total=len(problems), stats="")
+            for p in problems:
+                x, y, n = collect(engine, p, cfg, layer)
+                xs += x
+                ys += y
+                seen += n
+                bar.update(task, advance=1, stats=f"{seen} divergences, {len(ys)} informative ({sum(ys)} LRM-better)")
+        meta = {"model": engine.srm.name, "fingerprint": engine.srm.fingerprint, "hidden_size": engine.srm.hidden_size,
+                "layer": layer, "divergences": seen, "dataset": {"name": dataset, "split": split, "limit": limit},
+                "config": cfg.model_dump()}
+        x = np.stack(xs) if xs else np.zeros((0, 2 * engine.srm.hidden_size), np.float32)
+        verifier = fit(x, np.array(ys), meta)
+        verifier.save(out)
+    except USER_ERRORS as e:
+        _fail(e)
+    m = verifier.meta
+    err.print(f"wrote {out}: {m['examples']} labelled divergences ({m['lrm_better']} LRM-better), train accuracy {m['train_accuracy']:.1%}")
 
 
 @app.command()

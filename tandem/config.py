@@ -42,7 +42,7 @@ class Settings(BaseModel):
     probe_rate: float = Field(0.05, ge=0, le=1, description="MentorCollab: probability of probing before a token (or word)")
     probe_unit: Literal["token", "word"] = Field("token", description="MentorCollab: probe per token, or only at word starts")
     lookahead: int = Field(16, ge=1, description="MentorCollab: tokens each model proposes at a divergence")
-    verifier: Literal["self"] = Field("self", description="MentorCollab: who picks between the two continuations")
+    verifier: Literal["self", "mlp"] = Field("self", description="MentorCollab: the SRM itself, or the MLP of RunConfig.verifier_file")
     # behaviour
     glimpse: Literal["reuse", "discard"] = Field("reuse", description="GlimpRouter: keep the glimpsed token or redraw it (upstream)")
     collapse_writer: Literal["srm", "lrm"] = Field("srm", description="RankGuide Eq. 4: who writes the final answer after a collapse")
@@ -70,6 +70,7 @@ class RunConfig(BaseModel):
     srm: str = "embedded"
     lrm: str = "embedded"
     steer: str | None = Field(None, description="steering vector file (tandem calibrate); None: no steering")
+    verifier_file: str | None = Field(None, description="MentorCollab MLP verifier (tandem train-verifier)")
     settings: Settings = Field(default_factory=Settings)
 
 

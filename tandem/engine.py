@@ -24,18 +24,20 @@ import functools
 import threading
 import time
 from pathlib import Path
-
-import torch
 from typing import Callable
+
+import numpy as np
+import torch
+
 from tandem.answer import last_boxed
 from tandem.backends.base import ENGINE, Context, Session
 from tandem.config import RunConfig
 from tandem.policies import Decision, Policy, Signals, StepView, get_policy
 from tandem.prompt import FINAL_ANSWER_CUE, INSTRUCTION, mentor_ids, prompt_ids, scoring_ids
 from tandem.sampling import Sampler
-from tandem.step_labels import StepLabeler
-from tandem.steering import Steering, SteerVectors
 from tandem.signals import BoundaryTokens, RankWindow, entropy
+from tandem.steering import Steering, SteerVectors
+from tandem.step_labels import StepLabeler
 from tandem.trace import Step, Trace
 
 OnStep = Callable[[int, Step], None]
@@ -61,7 +63,7 @@ class Engine:
         self.tokenizer = srm.tokenizer
         self.labeler = StepLabeler()
         self._boundaries: dict[str, BoundaryTokens] = {}
-        self._vectors: dict[tuple, SteerVectors] = {}
+        self._vectors: dict[tuple, object] = {}  # loaded steering vectors and verifiers, by file
         self._word_starts: frozenset[int] | None = None
 
     def boundaries(self, delimiter: str) -> BoundaryTokens:
@@ -93,6 +95,20 @@ class Engine:
             texts = self.tokenizer.batch_decode([[i] for i in range(len(self.tokenizer))])
             self._word_starts = frozenset(i for i, t in enumerate(texts) if t[:1].isspace())
         return token_id in self._word_starts
+
+    def verifier(self, config: RunConfig):
+        """The MLP verifier of this run (files are read once and checked against the SRM)."""
+        from tandem.verifier import Verifier, VerifierError
+
+        if not config.verifier_file:
+            raise VerifierError("verifier=mlp needs a verifier file (--verifier FILE, made by `tandem train-verifier`)")
+        path = Path(config.verifier_file)
+        key = ("verifier", str(path.resolve()), path.stat().st_mtime_ns if path.exists() else None)
+        if key not in self._vectors:
+            v = Verifier.load(path)
+            v.check(self.srm, str(path))
+            self._vectors[key] = v
+        return self._vectors[key]
 
     def steering(self, config: RunConfig) -> Steering | None:
         """The SRM's steering for this run (vector files are read once and checked against the SRM)."""
@@ -145,6 +161,9 @@ class _Run:
         self.sampler = Sampler(s.temperature, s.top_p, config.seed)
         self.steps: list[Step] = []
         self.stats: dict[str, int] = {}  # method counters (reviews, rejections, probes, divergences, ...)
+        self.divergences: list[tuple[list[int], list[int], list[int]]] = []  # (context ids, SRM option, LRM option)
+        if self.policy.mentored and s.verifier == "mlp":
+            engine.verifier(config)  # fail before any work
 
     # -- the loop -----------------------------------------------------------
     def execute(self) -> Trace:
@@ -273,12 +292,9 @@ class _Run:
             self.session(who).generate(ctx, self.sampler, self.stop, n)
             options[who] = ctx.ids[base:]
             ctx.truncate(base)
-        lrm_first = self.policy.option_order()
-        a, b = (options["lrm"], options["srm"]) if lrm_first else (options["srm"], options["lrm"])
+        self.divergences.append((list(ctx.ids), options["srm"], options["lrm"]))
         self.srm.rollback(base)
-        logits = self.srm.peek(ctx, self.engine.mentor_ids(a, b))
-        pa, pb = torch.softmax(logits[self.engine.option_ids], -1).tolist()
-        winner = self.policy.pick(pa if lrm_first else pb)
+        winner = self.policy.pick(self.p_lrm(options))
         loser = "srm" if winner == "lrm" else "lrm"
         self.session(loser).rollback(base)
         for t in options[winner]:
@@ -302,6 +318,20 @@ class _Run:
         if self.bounds.is_boundary(last):
             return "boundary"
         return "budget" if self.ctx.generated >= self.config.max_tokens else "cap"
+
+    def p_lrm(self, options: dict[str, list[int]]) -> float:
+        """The verifier's probability that the LRM's option is the better one (both asked on forks)."""
+        ctx = self.ctx
+        if self.config.settings.verifier == "mlp":
+            v = self.engine.verifier(self.config)
+            layer = int(v.meta["layer"])
+            feats = np.concatenate([self.srm.peek_state(ctx, options[w], layer) for w in ("srm", "lrm")])
+            return v.p_lrm(feats)
+        lrm_first = self.policy.option_order()
+        a, b = (options["lrm"], options["srm"]) if lrm_first else (options["srm"], options["lrm"])
+        logits = self.srm.peek(ctx, self.engine.mentor_ids(a, b))
+        pa, pb = torch.softmax(logits[self.engine.option_ids], -1).tolist()
+        return pa if lrm_first else pb
 
     def add_step(
         self, decision: Decision, signals: Signals, ids: list[int], end: str, prefix: str = "", start: int | None = None
@@ -336,6 +366,7 @@ class _Run:
         if warnings:
             meta["warnings"] = warnings
         return Trace(
+            divergences=self.divergences,
             question=self.question,
             method=self.config.method,
             answer=last_boxed(text),

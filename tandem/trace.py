@@ -47,6 +47,7 @@ class Trace:
     usage: dict[str, ModelUsage]
     finish_reason: str  # "eos" | "budget" | "collapse"
     meta: dict = field(default_factory=dict)
+    divergences: list = field(default_factory=list, repr=False)  # MentorCollab (context, SRM option, LRM option) ids; not serialised
 
     @property
     def lrm_token_share(self) -> float:

@@ -111,3 +111,62 @@ def test_mentorcollab_probes_diverge_pick_and_reproduce(tiny_pair):
 def test_accounting_holds_for_mentorcollab_without_divergence(tiny_pair):
     _, mc = run(tiny_pair, "mentorcollab", probe_rate=0.0)
     assert_handoff_accounting(mc)
+
+
+def _trained_verifier(hf, tmp_path, layer=1):
+    import numpy as np
+
+    from tandem.verifier import fit
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, 2 * hf.hidden_size)).astype(np.float32)
+    y = (x[:, 0] > x[:, hf.hidden_size]).astype(int)  # "the LRM option is better when its first feature is larger"
+    meta = {"model": hf.name, "fingerprint": hf.fingerprint, "hidden_size": hf.hidden_size, "layer": layer}
+    v = fit(x, y, meta, epochs=400)
+    path = tmp_path / "verifier.pt"
+    v.save(path)
+    return v, path, x, y
+
+
+def test_mlp_verifier_fits_saves_and_checks(tiny_pair, tmp_path):
+    import numpy as np
+
+    from tandem.verifier import Verifier, VerifierError, fit
+
+    v, path, x, y = _trained_verifier(tiny_pair[0], tmp_path)
+    assert v.meta["train_accuracy"] > 0.95 and v.meta["examples"] == 64
+    loaded = Verifier.load(path)
+    assert loaded.p_lrm(x[0]) == pytest.approx(v.p_lrm(x[0]))
+    assert (loaded.p_lrm(x[y == 1][0]) > 0.5) and (loaded.p_lrm(x[y == 0][0]) < 0.5)
+    with pytest.raises(VerifierError, match="hidden size"):
+        loaded.check(tiny_pair[1])
+    with pytest.raises(VerifierError, match="labelled both ways"):
+        fit(x[:3], np.zeros(3, int), {})
+
+
+def test_mentorcollab_with_the_mlp_verifier(tiny_pair, tmp_path):
+    from tandem.verifier import VerifierError
+
+    _, path = _trained_verifier(tiny_pair[0], tmp_path)[:2]
+    engine = Engine(*tiny_pair)
+    cfg = RunConfig(method="mentorcollab", max_tokens=40, seed=5, verifier_file=str(path),
+                    settings=Settings(max_step_tokens=6, probe_rate=1.0, lookahead=3, verifier="mlp"))
+    r = _Run(engine, prompt_ids(engine.tokenizer, QUESTION), cfg, QUESTION, None)
+    trace = r.execute()
+    assert r.stats["divergences"] > 0 and len(trace.divergences) == r.stats["divergences"]
+    assert trace.usage["srm"].scoring_tokens > 0  # option features are read on forks
+    assert_caches_fresh(r, tiny_pair)
+    assert engine.solve(QUESTION, cfg).text == trace.text
+    with pytest.raises(VerifierError, match="needs a verifier file"):
+        engine.solve(QUESTION, cfg.model_copy(update={"verifier_file": None}))
+
+
+def test_collect_labels_divergences_by_rollouts(tiny_pair):
+    from tandem.eval.datasets import Problem
+    from tandem.verifier import collect
+
+    engine = Engine(*tiny_pair)
+    cfg = RunConfig(method="mentorcollab", max_tokens=20, seed=5, settings=Settings(max_step_tokens=6, probe_rate=1.0, lookahead=2))
+    xs, ys, seen = collect(engine, Problem("p", QUESTION, "96"), cfg, layer=1)
+    assert seen > 0 and len(xs) == len(ys) <= seen  # ties (both rollouts right or both wrong) are dropped
+    assert all(x.shape == (2 * tiny_pair[0].hidden_size,) for x in xs)

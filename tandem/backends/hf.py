@@ -196,13 +196,21 @@ class HFSession:
     def peek(self, ctx: Context, extra: list[int]) -> torch.Tensor:
         """Logits after ``ctx`` followed by ``extra`` ids that never enter the context (a side question
         on a fork): the cache is cropped back afterwards. ``extra`` counts as prompt and scoring tokens."""
+        return self._fork(ctx, extra, None)[0]
+
+    def peek_state(self, ctx: Context, extra: list[int], layer: int) -> np.ndarray:
+        """Input of ``layer`` at the last of ``extra`` fed after ``ctx`` on a fork (verifier features)."""
+        return self._fork(ctx, extra, layer)[1]
+
+    def _fork(self, ctx: Context, extra: list[int], layer: int | None):
         self.sync(ctx)
         keep = self._logits
         t0 = time.perf_counter()
-        with self.hf.lock, torch.inference_mode():
+        with self.hf.lock, torch.inference_mode(), self.hf.capturing(layer):
             ids = torch.tensor([extra], dtype=torch.long, device=self.hf.device)
             out = self.hf.model(input_ids=ids, past_key_values=self.cache, use_cache=True, logits_to_keep=1)
             logits = out.logits[0, -1].float()
+            state = self.hf.take_captured()[0, -1].float().cpu().numpy() if layer is not None else None
             _crop_to(self.cache, self.seen)
         elapsed = time.perf_counter() - t0
         self._logits = keep
@@ -210,7 +218,7 @@ class HFSession:
         self.usage.prefill_seconds += elapsed
         self.usage.prompt_tokens += len(extra)
         self.usage.scoring_tokens += len(extra)
-        return logits
+        return logits, state
 
     def rollback(self, length: int) -> None:
         """Forget every token at position >= ``length`` (the caller trims the context).

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from tandem.config import ConfigError, RunConfig, load_config_file, make_config
 
-RUN_KEYS = ("method", "seed", "max_tokens", "srm", "lrm", "steer")
+RUN_KEYS = ("method", "seed", "max_tokens", "srm", "lrm", "steer", "verifier_file")
 
 
 def expand(path: str | Path) -> list[tuple[str, RunConfig]]:

@@ -90,16 +90,22 @@ def analyze(paths: list[str | Path], out: Path, tr1: int | None = None, tr2: int
     md.append(f"## 1. Minimum TT ranks per sample\n\nSamples with at least one full window: {with_ranks} of {total}.\n")
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), dpi=150)
     for ax, rk in zip(axes, ("r1", "r2")):
-        c, i = mins[rk]["correct"], mins[rk]["incorrect"]
-        vals = c + i
-        if vals:
-            lo, hi = min(vals), max(vals)
-            bins = range(lo, hi + 2) if hi - lo < 30 else 20
-            ax.hist([c, i], bins=bins, label=["correct", "incorrect"], color=["C2", "C3"], alpha=0.8)
+        groups = {"correct": mins[rk]["correct"], "incorrect": mins[rk]["incorrect"]}
+        values = sorted({v for g in groups.values() for v in g})
+        for j, (name, color) in enumerate((("correct", "C2"), ("incorrect", "C3"))):
+            g = groups[name]
+            if g:  # share of the group's samples at each integer rank: the groups differ in size
+                ax.bar([v - 0.2 + 0.4 * j for v in values], [g.count(v) / len(g) for v in values], width=0.4,
+                       color=color, label=f"{name} (n={len(g)})")
         ax.set_xlabel(f"minimum {rk} over the sample's windows")
-        ax.set_ylabel("samples")
-        ax.legend(frameon=False)
-        md.append(f"- min {rk}: correct {_stats(c)}; incorrect {_stats(i)}")
+        ax.set_ylabel("share of samples")
+        if values:
+            ax.set_xlim(values[0] - 1, values[-1] + 1)
+            if len(values) <= 12:
+                ax.set_xticks(values)
+        ax.set_ylim(0, 1.25 if len(values) == 1 else None)
+        ax.legend(frameon=False, loc="upper left")
+        md.append(f"- min {rk}: correct {_stats(groups['correct'])}; incorrect {_stats(groups['incorrect'])}")
     fig.tight_layout()
     fig.savefig(out / "min_ranks.png")
     plt.close(fig)
@@ -109,9 +115,10 @@ def analyze(paths: list[str | Path], out: Path, tr1: int | None = None, tr2: int
     md += [f"- {k}: {_stats(v)}" for k, v in ent.items()]
     fig, ax = plt.subplots(figsize=(5.5, 3.6), dpi=150)
     if any(ent.values()):
-        ax.hist([ent["low rank"], ent["high rank"]], bins=20, label=["low rank", "high rank"], color=["C1", "C0"], alpha=0.8)
+        ax.hist([ent["low rank"], ent["high rank"]], bins=20, density=True, color=["C1", "C0"], alpha=0.8,
+                label=[f"low rank (n={len(ent['low rank'])})", f"high rank (n={len(ent['high rank'])})"])
     ax.set_xlabel("first-token entropy of the step (nats)")
-    ax.set_ylabel("steps")
+    ax.set_ylabel("density")
     ax.legend(frameon=False)
     fig.tight_layout()
     fig.savefig(out / "entropy_by_rank.png")
@@ -123,12 +130,16 @@ def analyze(paths: list[str | Path], out: Path, tr1: int | None = None, tr2: int
         md.append(f"| {name} | {_stats(d['all'])} | {_stats(d['correct'])} | {_stats(d['incorrect'])} |")
     fig, ax = plt.subplots(figsize=(max(4, 1.6 * len(val)), 3.6), dpi=150)
     names = list(val)
+    top = 0.0
     for j, (k, color) in enumerate((("correct", "C2"), ("incorrect", "C3"))):
         means = [statistics.fmean(val[n][k]) if val[n][k] else 0.0 for n in names]
-        ax.bar([x + 0.38 * j for x in range(len(names))], means, width=0.38, color=color, label=k)
+        top = max(top, *means) if means else top
+        bars = ax.bar([x + 0.38 * j for x in range(len(names))], means, width=0.38, color=color, label=k)
+        ax.bar_label(bars, fmt="%.3f", fontsize=7)
     ax.set_xticks([x + 0.19 for x in range(len(names))], names, fontsize=8)
+    ax.set_ylim(0, max(0.05, 1.3 * top))
     ax.set_ylabel("mean validation step ratio")
-    ax.legend(frameon=False)
+    ax.legend(frameon=False, loc="upper left")
     fig.tight_layout()
     fig.savefig(out / "validation_ratio.png")
     plt.close(fig)

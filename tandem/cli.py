@@ -86,6 +86,7 @@ def solve(
     max_tokens: Optional[int] = typer.Option(None, "--max-tokens", help="total generated tokens (default 1024)"),
     srm: Optional[str] = typer.Option(None, help="SRM: `embedded`, a local folder or a cached HF model id"),
     lrm: Optional[str] = typer.Option(None, help="LRM: `embedded`, a local folder or a cached HF model id"),
+    lrm_backend: Optional[str] = typer.Option(None, "--lrm-backend", help="hf (default) | llamacpp (in-process GGUF)"),
     steer: Optional[Path] = typer.Option(None, "--steer", help="steering vector file from `tandem calibrate` (SRM only)"),
     verifier: Optional[Path] = typer.Option(None, "--verifier", help="MentorCollab MLP verifier file (with --set verifier=mlp)"),
     device: str = typer.Option("auto", help="auto | cpu | cuda[:N]"),
@@ -98,7 +99,7 @@ def solve(
 
     try:
         cfg = build_config(config, set_, method=method, seed=seed, max_tokens=max_tokens, srm=srm, lrm=lrm,
-                           steer=_steer(steer), verifier_file=str(verifier) if verifier else None)
+                           lrm_backend=lrm_backend, steer=_steer(steer), verifier_file=str(verifier) if verifier else None)
         get_policy(cfg.method)
         if not question.strip():
             raise ValueError("the question is empty")
@@ -151,7 +152,7 @@ def _load_engine(cfg, device: str, dtype: str):
 
     _quiet_transformers()
     with err.status("loading models"):
-        s, l, load_s = load_pair(cfg.srm, cfg.lrm, device, dtype)
+        s, l, load_s = load_pair(cfg.srm, cfg.lrm, device, dtype, cfg.lrm_backend)
     return Engine(s, l), load_s
 
 
@@ -217,6 +218,7 @@ def eval_(
     max_tokens: Optional[int] = typer.Option(None, "--max-tokens"),
     srm: Optional[str] = typer.Option(None),
     lrm: Optional[str] = typer.Option(None),
+    lrm_backend: Optional[str] = typer.Option(None, "--lrm-backend", help="hf (default) | llamacpp (in-process GGUF)"),
     steer: Optional[Path] = typer.Option(None, "--steer", help="steering vector file from `tandem calibrate`"),
     verifier: Optional[Path] = typer.Option(None, "--verifier", help="MentorCollab MLP verifier file (with --set verifier=mlp)"),
     device: str = typer.Option("auto"),
@@ -235,7 +237,7 @@ def eval_(
 
     try:
         cfg = build_config(config, set_, method=method, seed=seed, max_tokens=max_tokens, srm=srm, lrm=lrm,
-                           steer=_steer(steer), verifier_file=str(verifier) if verifier else None)
+                           lrm_backend=lrm_backend, steer=_steer(steer), verifier_file=str(verifier) if verifier else None)
         get_policy(cfg.method)
         fields = _fields(question_field, answer_field, id_field, tests_field)
         problems = datasets.load(dataset, split, limit, fields)
@@ -437,6 +439,7 @@ def serve(
     max_tokens: Optional[int] = typer.Option(None, "--max-tokens", help="default token budget per request"),
     srm: Optional[str] = typer.Option(None),
     lrm: Optional[str] = typer.Option(None),
+    lrm_backend: Optional[str] = typer.Option(None, "--lrm-backend", help="hf (default) | llamacpp (in-process GGUF)"),
     steer: Optional[Path] = typer.Option(None, "--steer", help="default steering vector file"),
     workers: int = typer.Option(1, min=1, help="requests solved at once"),
     queue_size: int = typer.Option(16, min=0, help="requests waiting beyond the workers; more get 503"),
@@ -451,7 +454,8 @@ def serve(
     from tandem.server.app import TandemServer, create_app
 
     try:
-        cfg = build_config(config, set_, method=method, max_tokens=max_tokens, srm=srm, lrm=lrm, steer=_steer(steer))
+        cfg = build_config(config, set_, method=method, max_tokens=max_tokens, srm=srm, lrm=lrm, lrm_backend=lrm_backend,
+                           steer=_steer(steer))
         get_policy(cfg.method)
         engine, load_s = _load_engine(cfg, device, dtype)
         engine.steering(cfg)

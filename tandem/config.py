@@ -69,6 +69,7 @@ class RunConfig(BaseModel):
     max_tokens: int = Field(1024, ge=1, description="total generated tokens (both models) per problem")
     srm: str = "embedded"
     lrm: str = "embedded"
+    lrm_backend: Literal["hf", "llamacpp"] = Field("hf", description="LRM in transformers, or in-process llama.cpp (GGUF)")
     steer: str | None = Field(None, description="steering vector file (tandem calibrate); None: no steering")
     verifier_file: str | None = Field(None, description="MentorCollab MLP verifier (tandem train-verifier)")
     settings: Settings = Field(default_factory=Settings)

@@ -117,10 +117,31 @@ def check_same_tokenizer(srm_tok, lrm_tok, srm_name: str = "SRM", lrm_name: str 
         )
 
 
-def load_pair(srm: str = "embedded", lrm: str = "embedded", device: str = "auto", dtype: str = "auto"):
+def load_llamacpp(spec: str, tokenizer, n_ctx: int = 4096):
+    """The LRM under llama.cpp: ``embedded`` (its verified GGUF) or a path to a .gguf file."""
+    from tandem.backends.embedded import assemble
+    from tandem.backends.llamacpp import LlamaCppModel
+
+    if spec == "embedded":
+        gguf, name, fp = assemble(EMBEDDED["lrm"]), EMBEDDED["lrm"].name, {"kind": "gguf-sha256", "value": EMBEDDED["lrm"].sha256}
+    elif spec.endswith(".gguf") and Path(spec).is_file():
+        gguf, name, fp = Path(spec), Path(spec).stem, fingerprint(spec, "lrm", Path(spec).parent)
+    else:
+        raise ModelLoadError(f"--lrm-backend llamacpp needs `embedded` or a path to a .gguf file, got {spec!r}")
+    try:
+        model = LlamaCppModel(gguf, tokenizer, f"{name} (llama.cpp)", n_ctx=n_ctx)
+    except (ImportError, ValueError) as e:
+        raise ModelLoadError(str(e)) from None
+    model.fingerprint = fp
+    return model
+
+
+def load_pair(srm: str = "embedded", lrm: str = "embedded", device: str = "auto", dtype: str = "auto", lrm_backend: str = "hf"):
     """Load both models and check they can continue each other's token ids; returns (srm, lrm, seconds)."""
     t0 = time.perf_counter()
     s = load_model(srm, "srm", device, dtype)
+    if lrm_backend == "llamacpp":
+        return s, load_llamacpp(lrm, s.tokenizer), time.perf_counter() - t0
     l = load_model(lrm, "lrm", device, dtype)  # noqa: E741
     check_same_tokenizer(s.tokenizer, l.tokenizer, s.name, l.name)
     return s, l, time.perf_counter() - t0

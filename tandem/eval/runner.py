@@ -136,6 +136,7 @@ class ResultsFile:
             with open(self.path, "w", encoding="utf-8") as f:
                 f.write(json.dumps(header, ensure_ascii=False) + "\n")
             return {}
+        old = dict(old, config=_upgrade(old.get("config")))
         diff = [k for k in IDENTITY if _canon(old.get(k)) != _canon(header.get(k))]
         if diff:
             raise EvalError(
@@ -152,6 +153,14 @@ class ResultsFile:
             f.write(json.dumps(record, ensure_ascii=False) + "\n")
             f.flush()
             os.fsync(f.fileno())
+
+
+def _upgrade(config: dict | None) -> dict | None:
+    """A config written by an older tandem, with the defaults of settings added since (so they still resume)."""
+    try:
+        return RunConfig.model_validate(config).model_dump()
+    except Exception:  # noqa: BLE001 - an unreadable config simply will not match
+        return config
 
 
 def _canon(x) -> str:

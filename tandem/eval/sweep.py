@@ -20,7 +20,7 @@ from pathlib import Path
 
 from tandem.config import ConfigError, RunConfig, load_config_file, make_config
 
-RUN_KEYS = ("method", "seed", "max_tokens", "srm", "lrm", "steer", "verifier_file")
+RUN_KEYS = ("method", "seed", "max_tokens", "srm", "lrm", "lrm_backend", "steer", "verifier_file")
 
 
 def expand(path: str | Path) -> list[tuple[str, RunConfig]]:
@@ -54,7 +54,7 @@ def expand(path: str | Path) -> list[tuple[str, RunConfig]]:
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise ConfigError(f"{path}: points repeat: {', '.join(dupes)}")
-    pair = {(c.srm, c.lrm) for _, c in points}
+    pair = {(c.srm, c.lrm, c.lrm_backend) for _, c in points}
     if len(pair) > 1:
         raise ConfigError(f"{path}: every point must use the same srm/lrm pair (models are loaded once)")
     return points

@@ -1,0 +1,139 @@
+"""In-process llama.cpp backend (llama-cpp-python) for the LRM.
+
+The LRM needs no hidden states and no steering, only next-token logits on a
+token-id context, so the same GGUF the embedded LRM comes from can run under
+llama.cpp (about 3x faster than transformers float32 on a CPU). One
+``llama_cpp.Llama`` holds one KV cache; sessions share it by longest common
+prefix: before a forward the cache is cut back to the longest prefix it shares
+with the session's context and only the rest is evaluated. One session at a
+time (sequential runs, or the eval's problems one after another) therefore
+costs exactly what a private cache would; concurrent sessions stay correct
+(the model lock serialises them) but re-prefill when they alternate.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+
+from tandem.backends.base import Context, ModelUsage, Sampler, StopRule
+
+
+class LlamaCppModel:
+    def __init__(self, gguf: str | Path, tokenizer, name: str, n_ctx: int = 4096, n_threads: int | None = None):
+        try:
+            from llama_cpp import Llama
+        except ImportError:
+            raise ImportError(
+                "llama-cpp-python is not installed: `pip install 'llama-cpp-python[server]'` "
+                "(the README set-up installs it)"
+            ) from None
+        self.llm = Llama(model_path=str(gguf), n_ctx=n_ctx, n_threads=n_threads, logits_all=False, verbose=False)
+        self.tokenizer = tokenizer
+        self.name = name
+        self.source = str(gguf)
+        self.fingerprint = {"kind": "none", "value": None}
+        self.config = SimpleNamespace(max_position_embeddings=n_ctx)
+        self.lock = threading.RLock()
+        self.n_ctx = n_ctx
+        self._check_tokenizer()
+
+    def _check_tokenizer(self) -> None:
+        """The GGUF's own vocabulary must give the same ids as the shared (HF) tokenizer."""
+        probe = "Step 1: 12 + 30 = 42.\n\nSo the answer is \\boxed{42}."
+        ours = self.tokenizer.encode(probe, add_special_tokens=False)
+        theirs = self.llm.tokenize(probe.encode(), add_bos=False, special=True)
+        if list(theirs) != list(ours):
+            raise ValueError(f"{self.name}: the GGUF's tokenizer gives other ids than the SRM's; it cannot share token ids")
+
+    def logits_after(self, ids: list[int]) -> torch.Tensor:
+        """Logits for the token after ``ids``, evaluating only what the cache does not already hold."""
+        if len(ids) >= self.n_ctx:
+            raise ValueError(f"context of {len(ids)} tokens exceeds the llama.cpp n_ctx {self.n_ctx}")
+        llm = self.llm
+        held = llm.input_ids[: llm.n_tokens]
+        k = 0
+        limit = min(len(held), len(ids))
+        while k < limit and held[k] == ids[k]:
+            k += 1
+        k = min(k, len(ids) - 1)  # at least one token is evaluated: that forward gives the logits
+        llm.n_tokens = k
+        llm.eval(ids[k:])
+        return torch.from_numpy(np.array(llm.scores[llm.n_tokens - 1], dtype=np.float32))
+
+    def session(self, role: str, layer=None, boundary_ids=frozenset(), steer=None) -> "LlamaCppSession":
+        if steer is not None:
+            raise ValueError("the llama.cpp backend cannot be steered; steering applies to the SRM (transformers)")
+        return LlamaCppSession(self, role)
+
+
+class LlamaCppSession:
+    """One sequence on a LlamaCppModel, with the same contract as ``HFSession`` (no hidden states)."""
+
+    def __init__(self, model: LlamaCppModel, role: str):
+        self.m = model
+        self.role = role
+        self.layer = None
+        self.seen = 0
+        self.usage = ModelUsage()
+        self._logits: torch.Tensor | None = None
+
+    @property
+    def next_logits(self) -> torch.Tensor:
+        if self._logits is None:
+            raise RuntimeError(f"{self.role}: no logits yet; sync first")
+        return self._logits
+
+    def sync(self, ctx: Context, capture=()) -> list[np.ndarray]:
+        if capture:
+            raise ValueError("the llama.cpp backend gives no hidden states; use it for the LRM only")
+        if self.seen >= len(ctx):
+            return []
+        t0 = time.perf_counter()
+        with self.m.lock:
+            self._logits = self.m.logits_after(ctx.ids)
+        elapsed = time.perf_counter() - t0
+        foreign = sum(1 for w in ctx.writers[self.seen :] if w != self.role)
+        self.usage.seconds += elapsed
+        self.usage.prompt_tokens += foreign
+        if foreign:
+            self.usage.prefill_seconds += elapsed
+        self.seen = len(ctx)
+        return []
+
+    def generate(self, ctx: Context, sampler: Sampler, stop: StopRule, max_new: int) -> list[int]:
+        self.sync(ctx)
+        out: list[int] = []
+        while len(out) < max_new:
+            t0 = time.perf_counter()
+            tok = sampler(self.next_logits)
+            self.usage.seconds += time.perf_counter() - t0
+            ctx.append(tok, self.role)
+            out.append(tok)
+            self.usage.completion_tokens += 1
+            if stop(tok) or len(out) >= max_new:
+                break
+            self.sync(ctx)
+        return out
+
+    def peek(self, ctx: Context, extra: list[int]) -> torch.Tensor:
+        self.sync(ctx)
+        t0 = time.perf_counter()
+        with self.m.lock:
+            logits = self.m.logits_after(ctx.ids + list(extra))
+        elapsed = time.perf_counter() - t0
+        self.usage.seconds += elapsed
+        self.usage.prefill_seconds += elapsed
+        self.usage.prompt_tokens += len(extra)
+        self.usage.scoring_tokens += len(extra)
+        return logits
+
+    def rollback(self, length: int) -> None:
+        if length < self.seen:
+            self.seen = max(length - 1, 0)
+            self._logits = None

@@ -13,8 +13,16 @@ from tandem.analysis.runs import Run, common_ids, load_runs, summarize
 METHOD_ORDER = ["srm", "lrm", "specreason", "glimprouter", "mentorcollab", "rankguide"]
 
 
+ENGINE_SETTINGS = ("delimiter", "temperature", "top_p", "max_step_tokens", "answer_tokens")
+
+
 def _settings_note(run: Run, base: dict) -> str:
-    diff = {k: v for k, v in run.settings.items() if base.get(k) != v}
+    """The settings this run's method reads (plus engine-wide ones) that differ from the shared ones."""
+    from tandem.policies import POLICIES
+
+    policy = POLICIES.get(run.method)
+    relevant = set(ENGINE_SETTINGS) | set(getattr(policy, "reads", ()) if policy else run.settings)
+    diff = {k: v for k, v in run.settings.items() if k in relevant and base.get(k) != v}
     note = " ".join(f"{k}={v}" for k, v in sorted(diff.items()))
     if run.steered:
         s = run.header["steer"]
@@ -83,6 +91,10 @@ def pareto_plot(rows: list[dict], path: Path, title: str = "") -> None:
         pts = [(r["latency_s"], 100 * r["accuracy"]) for r in rows if r["method"] == m and r["latency_s"] is not None]
         color = f"C{i}"
         ax.scatter(*zip(*pts), marker=markers.get(m, "o"), s=90 if m == "rankguide" else 45, color=color, label=m, zorder=3)
+        for r in rows:
+            if r["method"] == m and r["latency_s"] is not None and r["name"] != m:
+                ax.annotate(r["name"].removeprefix(m).strip("_") or r["name"], (r["latency_s"], 100 * r["accuracy"]),
+                            textcoords="offset points", xytext=(5, 4), fontsize=7, color=color)
         front = pareto_front(pts)
         if len(front) > 1:
             ax.plot(*zip(*front), color=color, lw=1.2, alpha=0.8, zorder=2)

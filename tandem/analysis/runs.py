@@ -27,7 +27,13 @@ class Run:
 
     @property
     def settings(self) -> dict:
-        return self.header["config"].get("settings", {})
+        """The run's settings, with defaults filled in for settings added after it was written."""
+        from tandem.config import Settings
+
+        try:
+            return Settings.model_validate(self.header["config"].get("settings", {})).model_dump()
+        except Exception:  # noqa: BLE001 - a file from a much older tandem: show what it has
+            return self.header["config"].get("settings", {})
 
     @property
     def steered(self) -> bool:

@@ -72,6 +72,7 @@ class Policy:
     name: ClassVar[str] = "base"
     needs_srm: ClassVar[bool] = True  # run the SRM at every step start (signals need it)
     reuse_glimpse: bool = True  # an SRM step starts from the step-start distribution already computed
+    reads: ClassVar[tuple[str, ...]] = ()  # settings this method uses (reports show these)
     reviews: ClassVar[bool] = False  # after each SRM step the engine gets the LRM's 0-9 score and calls review()
     mentored: ClassVar[bool] = False  # SRM steps are written token by token, with probe() asked before each
 

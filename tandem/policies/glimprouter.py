@@ -14,6 +14,7 @@ from tandem.policies.registry import register
 @register
 class GlimpRouter(Policy):
     name = "glimprouter"
+    reads = ("te", "entropy_topk", "glimpse")
 
     def __init__(self, settings, seed: int = 0):
         super().__init__(settings, seed)

@@ -21,6 +21,7 @@ from tandem.policies.registry import register
 @register
 class MentorCollab(Policy):
     name = "mentorcollab"
+    reads = ("probe_rate", "probe_unit", "lookahead", "verifier")
     mentored = True
 
     def __init__(self, settings, seed: int = 0):

@@ -23,6 +23,7 @@ def rank_is_low(ranks: list[int], tr1: int, tr2: int) -> bool:
 @register
 class RankGuide(Policy):
     name = "rankguide"
+    reads = ("te", "tr1", "tr2", "window", "eps", "dims", "layer", "entropy_topk", "collapse_writer")
 
     def warnings(self, max_ranks: list[int]) -> list[str]:
         s, out = self.settings, []

@@ -15,6 +15,7 @@ from tandem.policies.registry import register
 @register
 class SpecReason(Policy):
     name = "specreason"
+    reads = ("accept", "score_mode")
     reviews = True
 
     def choose(self, view: StepView) -> Decision:

@@ -63,8 +63,9 @@ class LlamaCppModel:
             k += 1
         k = min(k, len(ids) - 1)  # at least one token is evaluated: that forward gives the logits
         llm.n_tokens = k
-        llm.eval(ids[k:])
-        return torch.from_numpy(np.array(llm.scores[llm.n_tokens - 1], dtype=np.float32))
+        llm.eval(ids[k:])  # llama.cpp keeps logits for the last token only (logits_all=False)
+        logits = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(llm.n_vocab(),))
+        return torch.from_numpy(np.array(logits, dtype=np.float32))
 
     def session(self, role: str, layer=None, boundary_ids=frozenset(), steer=None) -> "LlamaCppSession":
         if steer is not None:

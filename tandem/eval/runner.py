@@ -58,9 +58,9 @@ def versions() -> dict:
     }
     try:
         root = Path(__file__).resolve().parents[2]
-        out["git"] = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
-        ).stdout.strip() or None
+        git = lambda *a: subprocess.run(["git", "-C", str(root), *a], capture_output=True, text=True, timeout=5).stdout  # noqa: E731
+        out["git"] = git("rev-parse", "HEAD").strip() or None
+        out["git_dirty"] = bool(git("status", "--porcelain", "--untracked-files=no").strip()) if out["git"] else None
     except (OSError, subprocess.SubprocessError):
         out["git"] = None
     return out

@@ -136,7 +136,7 @@ def test_budget_and_json_schema(tiny_pair):
     d = trace.to_dict()
     assert sum(s["tokens"] for s in d["steps"]) <= 17 and d["finish_reason"] in ("budget", "eos")
     assert set(d) >= {"question", "method", "answer", "text", "prompt_tokens", "latency_s", "config", "steps", "usage"}
-    assert set(d["usage"]["srm"]) == {"prompt_tokens", "completion_tokens", "seconds", "prefill_seconds", "boundary_positions", "steered_positions"}
+    assert set(d["usage"]["srm"]) == {"prompt_tokens", "completion_tokens", "seconds", "prefill_seconds", "boundary_positions", "steered_positions", "scoring_tokens"}
     assert "validation_ratio" in d and "label" in d["steps"][0]
     assert set(d["steps"][0]) >= {"writer", "text", "tokens", "signals", "reason"}
     assert set(d["steps"][0]["signals"]) == {"entropy", "r1", "r2"}

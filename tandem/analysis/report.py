@@ -87,6 +87,7 @@ def pareto_plot(rows: list[dict], path: Path, title: str = "") -> None:
     fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=150)
     markers = {"srm": "s", "lrm": "D", "rankguide": "*", "glimprouter": "o", "specreason": "^", "mentorcollab": "v"}
     methods = sorted({r["method"] for r in rows}, key=lambda m: METHOD_ORDER.index(m) if m in METHOD_ORDER else 99)
+    labelled = 0
     for i, m in enumerate(methods):
         pts = [(r["latency_s"], 100 * r["accuracy"]) for r in rows if r["method"] == m and r["latency_s"] is not None]
         color = f"C{i}"
@@ -94,7 +95,8 @@ def pareto_plot(rows: list[dict], path: Path, title: str = "") -> None:
         for r in rows:
             if r["method"] == m and r["latency_s"] is not None and r["name"] != m:
                 ax.annotate(r["name"].removeprefix(m).strip("_") or r["name"], (r["latency_s"], 100 * r["accuracy"]),
-                            textcoords="offset points", xytext=(5, 4), fontsize=7, color=color)
+                            textcoords="offset points", xytext=(5, 4 if labelled % 2 == 0 else -11), fontsize=7, color=color)
+                labelled += 1
         front = pareto_front(pts)
         if len(front) > 1:
             ax.plot(*zip(*front), color=color, lw=1.2, alpha=0.8, zorder=2)

@@ -180,10 +180,10 @@ class _Tally:
         return f"acc {self.correct / self.n:.1%} · {self.latency / self.n:.1f} s/problem"
 
 
-def _eval_one(engine, problems, cfg, out: Path, dataset: dict, workers: int, label: str, steer=None):
+def _eval_one(engine, problems, cfg, out: Path, dataset: dict, workers: int, label: str):
     from tandem.eval.runner import ResultsFile, make_header, run_eval
 
-    header = make_header(engine, cfg, dataset, steer)
+    header = make_header(engine, cfg, dataset)
     tally = _Tally()
     with _progress() as bar:
         task = bar.add_task(label, total=len(problems), stats="")

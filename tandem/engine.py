@@ -63,12 +63,16 @@ class Engine:
         self.tokenizer = srm.tokenizer
         self.labeler = StepLabeler()
         self._boundaries: dict[str, BoundaryTokens] = {}
-        self._vectors: dict[tuple, object] = {}  # loaded steering vectors and verifiers, by file
-        self._word_starts: frozenset[int] | None = None
+        self._files: dict[tuple, object] = {}  # loaded steering vectors and verifiers, by file
+
+    @functools.cached_property
+    def vocab_texts(self) -> list[str]:
+        """Each vocabulary id decoded on its own (once per engine: ~150k ids for Qwen)."""
+        return self.tokenizer.batch_decode([[i] for i in range(len(self.tokenizer))])
 
     def boundaries(self, delimiter: str) -> BoundaryTokens:
         if delimiter not in self._boundaries:
-            self._boundaries[delimiter] = BoundaryTokens(self.tokenizer, delimiter)
+            self._boundaries[delimiter] = BoundaryTokens(self.tokenizer, delimiter, texts=self.vocab_texts)
         return self._boundaries[delimiter]
 
     @functools.cached_property
@@ -90,36 +94,40 @@ class Engine:
     def mentor_ids(self, a: list[int], b: list[int]) -> list[int]:
         return mentor_ids(self.tokenizer, a, b)
 
+    @functools.cached_property
+    def word_starts(self) -> frozenset[int]:
+        return frozenset(i for i, t in enumerate(self.vocab_texts) if t[:1].isspace())
+
     def starts_word(self, token_id: int) -> bool:
-        if self._word_starts is None:
-            texts = self.tokenizer.batch_decode([[i] for i in range(len(self.tokenizer))])
-            self._word_starts = frozenset(i for i, t in enumerate(texts) if t[:1].isspace())
-        return token_id in self._word_starts
+        return token_id in self.word_starts
+
+    def _load_once(self, path: str, load: Callable):
+        """``load(path)``, read once per file version (path and modification time)."""
+        p = Path(path)
+        key = (load.__qualname__, str(p.resolve()), p.stat().st_mtime_ns if p.exists() else None)
+        if key not in self._files:
+            self._files[key] = load(p)
+        return self._files[key]
 
     def verifier(self, config: RunConfig):
-        """The MLP verifier of this run (files are read once and checked against the SRM)."""
+        """The MLP verifier of this run, checked against the SRM."""
         from tandem.verifier import Verifier, VerifierError
 
         if not config.verifier_file:
             raise VerifierError("verifier=mlp needs a verifier file (--verifier FILE, made by `tandem train-verifier`)")
-        path = Path(config.verifier_file)
-        key = ("verifier", str(path.resolve()), path.stat().st_mtime_ns if path.exists() else None)
-        if key not in self._vectors:
-            v = Verifier.load(path)
-            v.check(self.srm, str(path))
-            self._vectors[key] = v
-        return self._vectors[key]
+        v = self._load_once(config.verifier_file, Verifier.load)
+        v.check(self.srm, config.verifier_file)
+        return v
+
+    def steer_vectors(self, path: str) -> SteerVectors:
+        return self._load_once(path, SteerVectors.load)
 
     def steering(self, config: RunConfig) -> Steering | None:
-        """The SRM's steering for this run (vector files are read once and checked against the SRM)."""
+        """The SRM's steering for this run, checked against the SRM."""
         if not config.steer:
             return None
-        path = Path(config.steer)
-        key = (str(path.resolve()), path.stat().st_mtime_ns if path.exists() else None)
-        if key not in self._vectors:
-            self._vectors[key] = SteerVectors.load(path)
         s = config.settings
-        return self._vectors[key].for_model(self.srm, s.steer_kind, s.alpha, str(path))
+        return self.steer_vectors(config.steer).for_model(self.srm, s.steer_kind, s.alpha, config.steer)
 
     def solve(
         self, question: str, config: RunConfig | None = None, on_step: OnStep | None = None, instruction: str = INSTRUCTION,

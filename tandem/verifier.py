@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from tandem.artifacts import check_made_for, load_artifact, save_artifact
+
 FORMAT = "tandem-verifier/1"
 
 
@@ -52,36 +54,19 @@ class Verifier:
             return float(torch.sigmoid(self.mlp(x[None]))[0])
 
     def save(self, path: str | Path) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save({"format": FORMAT, "state": self.mlp.state_dict(), "mean": torch.from_numpy(self.mean),
-                    "std": torch.from_numpy(self.std), "meta": self.meta}, tmp)
-        tmp.replace(path)
+        save_artifact(path, FORMAT, {"state": self.mlp.state_dict(), "mean": torch.from_numpy(self.mean),
+                                     "std": torch.from_numpy(self.std), "meta": self.meta})
 
     @classmethod
     def load(cls, path: str | Path) -> "Verifier":
-        path = Path(path)
-        if not path.is_file():
-            raise VerifierError(f"verifier file not found: {path} (make one with `tandem train-verifier`)")
-        try:
-            data = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:  # noqa: BLE001
-            raise VerifierError(f"{path}: not a tandem verifier file ({type(e).__name__})") from None
-        if not isinstance(data, dict) or data.get("format") != FORMAT:
-            raise VerifierError(f"{path}: not a tandem verifier file")
+        data = load_artifact(path, FORMAT, "verifier", "tandem train-verifier", VerifierError)
         meta = data["meta"]
         mlp = MLP(2 * meta["hidden_size"], meta["mlp_hidden"])
         mlp.load_state_dict(data["state"])
         return cls(mlp.eval(), data["mean"].numpy(), data["std"].numpy(), meta)
 
     def check(self, hf, source: str = "") -> None:
-        m = self.meta
-        if m["hidden_size"] != hf.hidden_size:
-            raise VerifierError(f"verifier {source} was trained for hidden size {m['hidden_size']}, the SRM {hf.name} has {hf.hidden_size}")
-        want, have = m.get("fingerprint") or {}, getattr(hf, "fingerprint", {}) or {}
-        if want.get("value") and have.get("value") and want != have:
-            raise VerifierError(f"verifier {source} was trained on {m.get('model')}, not on the SRM {hf.name}")
+        check_made_for(self.meta, hf, f"verifier {source}", VerifierError)
 
 
 def fit(x: np.ndarray, y: np.ndarray, meta: dict, hidden: int = 128, epochs: int = 300, seed: int = 0) -> Verifier:

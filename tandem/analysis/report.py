@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tandem.analysis.runs import Run, common_ids, load_runs, summarize
+from tandem.analysis.runs import Run, common_ids, load_runs, pyplot, summarize
 
 METHOD_ORDER = ["srm", "lrm", "specreason", "glimprouter", "mentorcollab", "rankguide"]
 
@@ -79,11 +79,7 @@ def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]
 
 
 def pareto_plot(rows: list[dict], path: Path, title: str = "") -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=150)
     markers = {"srm": "s", "lrm": "D", "rankguide": "*", "glimprouter": "o", "specreason": "^", "mentorcollab": "v"}
     methods = sorted({r["method"] for r in rows}, key=lambda m: METHOD_ORDER.index(m) if m in METHOD_ORDER else 99)

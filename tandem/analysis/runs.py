@@ -43,6 +43,16 @@ class Run:
         return {r["id"]: r for r in self.results}
 
 
+def pyplot():
+    """matplotlib's pyplot on the file-only Agg backend (no display on servers and CI)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def load_runs(paths: list[str | Path]) -> list[Run]:
     """Eval files, or folders of them (``*.jsonl``, sorted)."""
     files: list[Path] = []

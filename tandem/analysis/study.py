@@ -16,17 +16,8 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-from tandem.analysis.runs import Run, load_runs
+from tandem.analysis.runs import Run, load_runs, pyplot
 from tandem.policies.rankguide import rank_is_low
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _stats(xs: list[float]) -> str:
@@ -80,7 +71,7 @@ def validation(runs: list[Run]) -> dict[str, dict[str, list[float]]]:
 def analyze(paths: list[str | Path], out: Path, tr1: int | None = None, tr2: int | None = None) -> Path:
     runs = load_runs(paths)
     out.mkdir(parents=True, exist_ok=True)
-    plt = _plt()
+    plt = pyplot()
     ranked = [r for r in runs if r.method != "lrm"]
     md = [f"# tandem analyze\n\nRuns: {', '.join(f'{r.name} ({r.method}, {len(r.results)} problems)' for r in runs)}\n"]
 

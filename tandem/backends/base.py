@@ -8,6 +8,7 @@ seen. Nothing crosses this interface as text: token ids in, token ids out.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
@@ -73,6 +74,20 @@ class ModelUsage:
     steered_positions: int = 0
     scoring_tokens: int = 0
 
+    def record_feed(self, seconds: float, foreign: int) -> None:
+        """A forward over context tokens, ``foreign`` of which this model did not generate."""
+        self.seconds += seconds
+        self.prompt_tokens += foreign
+        if foreign:
+            self.prefill_seconds += seconds
+
+    def record_side(self, seconds: float, tokens: int) -> None:
+        """A forward over ``tokens`` side-question ids on a fork (never part of the context)."""
+        self.seconds += seconds
+        self.prefill_seconds += seconds
+        self.prompt_tokens += tokens
+        self.scoring_tokens += tokens
+
     def to_dict(self) -> dict:
         return {
             "scoring_tokens": self.scoring_tokens,
@@ -87,6 +102,25 @@ class ModelUsage:
 
 Sampler = Callable[[torch.Tensor], int]
 StopRule = Callable[[int], bool]
+
+
+def decode(session: "Session", ctx: Context, sampler: Sampler, stop: StopRule, max_new: int) -> list[int]:
+    """The decode loop every backend shares: sample from the session's next-token logits, append to
+    ``ctx``, feed it, repeat. The last token is left unfed (exactly as ``model.generate`` does), to be
+    fed at the session's next sync."""
+    session.sync(ctx)
+    out: list[int] = []
+    while len(out) < max_new:
+        t0 = time.perf_counter()
+        tok = sampler(session.next_logits)
+        session.usage.seconds += time.perf_counter() - t0
+        ctx.append(tok, session.role)
+        out.append(tok)
+        session.usage.completion_tokens += 1
+        if stop(tok) or len(out) >= max_new:
+            break
+        session.sync(ctx)
+    return out
 
 
 class Session(Protocol):

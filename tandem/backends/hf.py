@@ -26,7 +26,7 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
-from tandem.backends.base import Context, ModelUsage, Sampler, StopRule
+from tandem.backends.base import Context, ModelUsage, Sampler, StopRule, decode
 
 
 def decoder_layers(model) -> torch.nn.ModuleList:
@@ -165,33 +165,14 @@ class HFSession:
             if wanted:
                 hs = self.hf.take_captured()[0]
                 states = [hs[w].float().cpu().numpy() for w in wanted]
-        elapsed = time.perf_counter() - t0
         self.usage.boundary_positions += int(mask.sum())
         self.usage.steered_positions += steered[0]
-        foreign = sum(1 for w in ctx.writers[start:] if w != self.role)
-        self.usage.seconds += elapsed
-        self.usage.prompt_tokens += foreign
-        if foreign:
-            self.usage.prefill_seconds += elapsed
+        self.usage.record_feed(time.perf_counter() - t0, sum(1 for w in ctx.writers[start:] if w != self.role))
         self.seen = len(ctx)
         return states
 
     def generate(self, ctx: Context, sampler: Sampler, stop: StopRule, max_new: int) -> list[int]:
-        """Decode token by token from the cache, appending to ``ctx``; the last token is left unfed
-        (exactly as ``model.generate`` does), to be fed at the next sync."""
-        self.sync(ctx)
-        out: list[int] = []
-        while len(out) < max_new:
-            t0 = time.perf_counter()
-            tok = sampler(self.next_logits)
-            self.usage.seconds += time.perf_counter() - t0
-            ctx.append(tok, self.role)
-            out.append(tok)
-            self.usage.completion_tokens += 1
-            if stop(tok) or len(out) >= max_new:
-                break
-            self.sync(ctx)
-        return out
+        return decode(self, ctx, sampler, stop, max_new)
 
     def peek(self, ctx: Context, extra: list[int]) -> torch.Tensor:
         """Logits after ``ctx`` followed by ``extra`` ids that never enter the context (a side question
@@ -212,12 +193,8 @@ class HFSession:
             logits = out.logits[0, -1].float()
             state = self.hf.take_captured()[0, -1].float().cpu().numpy() if layer is not None else None
             _crop_to(self.cache, self.seen)
-        elapsed = time.perf_counter() - t0
+        self.usage.record_side(time.perf_counter() - t0, len(extra))
         self._logits = keep
-        self.usage.seconds += elapsed
-        self.usage.prefill_seconds += elapsed
-        self.usage.prompt_tokens += len(extra)
-        self.usage.scoring_tokens += len(extra)
         return logits, state
 
     def rollback(self, length: int) -> None:

@@ -21,7 +21,7 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
-from tandem.backends.base import Context, ModelUsage, Sampler, StopRule
+from tandem.backends.base import Context, ModelUsage, Sampler, StopRule, decode
 
 
 class LlamaCppModel:
@@ -98,40 +98,19 @@ class LlamaCppSession:
         t0 = time.perf_counter()
         with self.m.lock:
             self._logits = self.m.logits_after(ctx.ids)
-        elapsed = time.perf_counter() - t0
-        foreign = sum(1 for w in ctx.writers[self.seen :] if w != self.role)
-        self.usage.seconds += elapsed
-        self.usage.prompt_tokens += foreign
-        if foreign:
-            self.usage.prefill_seconds += elapsed
+        self.usage.record_feed(time.perf_counter() - t0, sum(1 for w in ctx.writers[self.seen :] if w != self.role))
         self.seen = len(ctx)
         return []
 
     def generate(self, ctx: Context, sampler: Sampler, stop: StopRule, max_new: int) -> list[int]:
-        self.sync(ctx)
-        out: list[int] = []
-        while len(out) < max_new:
-            t0 = time.perf_counter()
-            tok = sampler(self.next_logits)
-            self.usage.seconds += time.perf_counter() - t0
-            ctx.append(tok, self.role)
-            out.append(tok)
-            self.usage.completion_tokens += 1
-            if stop(tok) or len(out) >= max_new:
-                break
-            self.sync(ctx)
-        return out
+        return decode(self, ctx, sampler, stop, max_new)
 
     def peek(self, ctx: Context, extra: list[int]) -> torch.Tensor:
         self.sync(ctx)
         t0 = time.perf_counter()
         with self.m.lock:
             logits = self.m.logits_after(ctx.ids + list(extra))
-        elapsed = time.perf_counter() - t0
-        self.usage.seconds += elapsed
-        self.usage.prefill_seconds += elapsed
-        self.usage.prompt_tokens += len(extra)
-        self.usage.scoring_tokens += len(extra)
+        self.usage.record_side(time.perf_counter() - t0, len(extra))
         return logits
 
     def rollback(self, length: int) -> None:

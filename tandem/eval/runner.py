@@ -73,9 +73,7 @@ def steer_info(engine, config: RunConfig) -> dict | None:
         return None
     import hashlib
 
-    from tandem.steering import SteerVectors
-
-    meta = SteerVectors.load(config.steer).meta
+    meta = engine.steer_vectors(config.steer).meta
     return steering.describe() | {
         "sha256": hashlib.sha256(Path(config.steer).read_bytes()).hexdigest(),
         "counts": meta.get("counts", {}).get(steering.kind),

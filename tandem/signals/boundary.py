@@ -14,11 +14,13 @@ import torch
 class BoundaryTokens:
     """Set of token ids that end a step, plus the end-of-sequence ids."""
 
-    def __init__(self, tokenizer, delimiter: str = "\n\n", eos_ids: set[int] | None = None):
+    def __init__(self, tokenizer, delimiter: str = "\n\n", eos_ids: set[int] | None = None, texts: list[str] | None = None):
+        """``texts``: each id decoded on its own, if the caller already has them."""
         if not delimiter:
             raise ValueError("the step delimiter must be a non-empty string")
         self.delimiter = delimiter
-        texts = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
+        if texts is None:
+            texts = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
         self.ids = frozenset(i for i, t in enumerate(texts) if delimiter in t)
         self.eos_ids = frozenset(eos_ids if eos_ids is not None else _eos_ids(tokenizer))
 

@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from tandem.artifacts import check_made_for, load_artifact, save_artifact
+
 FORMAT = "tandem-steer/1"
 STEER_KINDS = ("rankguide", "seal")
 
@@ -58,24 +60,12 @@ class SteerVectors:
     meta: dict
 
     def save(self, path: str | Path) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save({"format": FORMAT, "vectors": {k: torch.from_numpy(np.asarray(v, np.float32)) for k, v in self.vectors.items()},
-                    "meta": self.meta}, tmp)
-        tmp.replace(path)
+        vectors = {k: torch.from_numpy(np.asarray(v, np.float32)) for k, v in self.vectors.items()}
+        save_artifact(path, FORMAT, {"vectors": vectors, "meta": self.meta})
 
     @classmethod
     def load(cls, path: str | Path) -> "SteerVectors":
-        path = Path(path)
-        if not path.is_file():
-            raise SteeringError(f"steering vector file not found: {path} (make one with `tandem calibrate`)")
-        try:
-            data = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:  # noqa: BLE001 - any unreadable file gets the same clear message
-            raise SteeringError(f"{path}: not a tandem steering file ({type(e).__name__})") from None
-        if not isinstance(data, dict) or data.get("format") != FORMAT:
-            raise SteeringError(f"{path}: not a tandem steering file (format {data.get('format') if isinstance(data, dict) else '?'})")
+        data = load_artifact(path, FORMAT, "steering", "tandem calibrate", SteeringError)
         return cls({k: v.numpy() for k, v in data["vectors"].items()}, data["meta"])
 
     def for_model(self, hf, kind: str, alpha: float, source: str = "") -> Steering:
@@ -83,17 +73,7 @@ class SteerVectors:
         m = self.meta
         if kind not in STEER_KINDS:
             raise SteeringError(f"steer_kind must be one of {', '.join(STEER_KINDS)}, got {kind!r}")
-        if m.get("hidden_size") != hf.hidden_size:
-            raise SteeringError(
-                f"steering vector {source} was made for hidden size {m.get('hidden_size')} ({m.get('model')}), "
-                f"but the SRM {hf.name} has {hf.hidden_size}"
-            )
-        want, have = m.get("fingerprint") or {}, getattr(hf, "fingerprint", {}) or {}
-        if want.get("value") and have.get("value") and want != have:
-            raise SteeringError(
-                f"steering vector {source} was made for {m.get('model')} ({want['kind']} {str(want['value'])[:12]}…), "
-                f"not for the SRM {hf.name} ({have['kind']} {str(have['value'])[:12]}…)"
-            )
+        check_made_for(m, hf, f"steering vector {source}", SteeringError)
         if not 0 <= int(m["layer"]) < hf.num_layers:
             raise SteeringError(f"steering layer {m['layer']} is outside the SRM's {hf.num_layers} layers")
         v = self.vectors.get(kind)

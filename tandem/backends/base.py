@@ -104,23 +104,41 @@ Sampler = Callable[[torch.Tensor], int]
 StopRule = Callable[[int], bool]
 
 
-def decode(session: "Session", ctx: Context, sampler: Sampler, stop: StopRule, max_new: int) -> list[int]:
-    """The decode loop every backend shares: sample from the session's next-token logits, append to
-    ``ctx``, feed it, repeat. The last token is left unfed (exactly as ``model.generate`` does), to be
-    fed at the session's next sync."""
-    session.sync(ctx)
-    out: list[int] = []
-    while len(out) < max_new:
-        t0 = time.perf_counter()
-        tok = sampler(session.next_logits)
-        session.usage.seconds += time.perf_counter() - t0
-        ctx.append(tok, session.role)
-        out.append(tok)
-        session.usage.completion_tokens += 1
-        if stop(tok) or len(out) >= max_new:
-            break
-        session.sync(ctx)
-    return out
+class SessionBase:
+    """What every backend's session shares: its role, how much of the context it has fed
+    (``seen``), its usage, the logits of the last fed token, and the decode loop."""
+
+    def __init__(self, role: str):
+        self.role = role
+        self.seen = 0
+        self.usage = ModelUsage()
+        self._logits: torch.Tensor | None = None
+
+    @property
+    def next_logits(self) -> torch.Tensor:
+        if self._logits is None:
+            raise RuntimeError(f"{self.role}: no logits yet; sync first")
+        return self._logits
+
+    def sync(self, ctx: Context, capture=()) -> list:
+        raise NotImplementedError
+
+    def generate(self, ctx: Context, sampler: Sampler, stop: StopRule, max_new: int) -> list[int]:
+        """Sample from the next-token logits, append to ``ctx``, feed it, repeat. The last token is
+        left unfed (exactly as ``model.generate`` does), to be fed at the next sync."""
+        self.sync(ctx)
+        out: list[int] = []
+        while len(out) < max_new:
+            t0 = time.perf_counter()
+            tok = sampler(self.next_logits)
+            self.usage.seconds += time.perf_counter() - t0
+            ctx.append(tok, self.role)
+            out.append(tok)
+            self.usage.completion_tokens += 1
+            if stop(tok) or len(out) >= max_new:
+                break
+            self.sync(ctx)
+        return out
 
 
 class Session(Protocol):

@@ -26,7 +26,7 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
-from tandem.backends.base import Context, ModelUsage, Sampler, StopRule, decode
+from tandem.backends.base import Context, SessionBase
 
 
 def decoder_layers(model) -> torch.nn.ModuleList:
@@ -114,27 +114,18 @@ class HFModel:
         return HFSession(self, role, self.resolve_layer(layer), boundary_ids, steer)
 
 
-class HFSession:
+class HFSession(SessionBase):
     """One sequence's KV cache on an HFModel; feeds only tokens it has not yet seen."""
 
     def __init__(self, hf: HFModel, role: str, layer: int, boundary_ids=frozenset(), steer=None):
         from transformers import DynamicCache
 
+        super().__init__(role)
         self.hf = hf
-        self.role = role
         self.layer = layer  # capture layer
         self.boundary_ids = boundary_ids
         self.steer = steer
         self.cache = DynamicCache(config=hf.config)
-        self.seen = 0
-        self.usage = ModelUsage()
-        self._logits: torch.Tensor | None = None
-
-    @property
-    def next_logits(self) -> torch.Tensor:
-        if self._logits is None:
-            raise RuntimeError(f"{self.role}: no logits yet; sync first")
-        return self._logits
 
     def sync(self, ctx: Context, capture=()) -> list[np.ndarray]:
         """Prefill ``ctx.ids[seen:]``; return capture-layer states at the absolute positions in ``capture``."""
@@ -170,9 +161,6 @@ class HFSession:
         self.usage.record_feed(time.perf_counter() - t0, sum(1 for w in ctx.writers[start:] if w != self.role))
         self.seen = len(ctx)
         return states
-
-    def generate(self, ctx: Context, sampler: Sampler, stop: StopRule, max_new: int) -> list[int]:
-        return decode(self, ctx, sampler, stop, max_new)
 
     def peek(self, ctx: Context, extra: list[int]) -> torch.Tensor:
         """Logits after ``ctx`` followed by ``extra`` ids that never enter the context (a side question

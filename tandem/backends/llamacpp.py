@@ -21,7 +21,7 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
-from tandem.backends.base import Context, ModelUsage, Sampler, StopRule, decode
+from tandem.backends.base import Context, SessionBase
 
 
 class LlamaCppModel:
@@ -73,22 +73,13 @@ class LlamaCppModel:
         return LlamaCppSession(self, role)
 
 
-class LlamaCppSession:
+class LlamaCppSession(SessionBase):
     """One sequence on a LlamaCppModel, with the same contract as ``HFSession`` (no hidden states)."""
 
     def __init__(self, model: LlamaCppModel, role: str):
+        super().__init__(role)
         self.m = model
-        self.role = role
         self.layer = None
-        self.seen = 0
-        self.usage = ModelUsage()
-        self._logits: torch.Tensor | None = None
-
-    @property
-    def next_logits(self) -> torch.Tensor:
-        if self._logits is None:
-            raise RuntimeError(f"{self.role}: no logits yet; sync first")
-        return self._logits
 
     def sync(self, ctx: Context, capture=()) -> list[np.ndarray]:
         if capture:
@@ -101,9 +92,6 @@ class LlamaCppSession:
         self.usage.record_feed(time.perf_counter() - t0, sum(1 for w in ctx.writers[self.seen :] if w != self.role))
         self.seen = len(ctx)
         return []
-
-    def generate(self, ctx: Context, sampler: Sampler, stop: StopRule, max_new: int) -> list[int]:
-        return decode(self, ctx, sampler, stop, max_new)
 
     def peek(self, ctx: Context, extra: list[int]) -> torch.Tensor:
         self.sync(ctx)

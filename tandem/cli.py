@@ -14,6 +14,7 @@ from rich.text import Text
 
 from tandem.backends.embedded import EmbeddedError
 from tandem.backends.loading import ModelLoadError
+from tandem.backends.remote import RemoteError
 from tandem.config import ConfigError
 from tandem.eval.datasets import DatasetError
 from tandem.eval.runner import EvalError
@@ -27,7 +28,7 @@ from tandem.verifier import VerifierError
 
 USER_ERRORS = (
     ConfigError, ModelLoadError, EmbeddedError, DatasetError, EvalError, SteeringError, VerifierError, ValueError,
-    FileNotFoundError,
+    FileNotFoundError, RemoteError,
 )
 WRITER_STYLE = {"srm": "cyan", "lrm": "magenta"}
 
@@ -85,8 +86,8 @@ def solve(
     seed: Optional[int] = typer.Option(None, help="random seed (default 0)"),
     max_tokens: Optional[int] = typer.Option(None, "--max-tokens", help="total generated tokens (default 1024)"),
     srm: Optional[str] = typer.Option(None, help="SRM: `embedded`, a local folder or a cached HF model id"),
-    lrm: Optional[str] = typer.Option(None, help="LRM: `embedded`, a local folder or a cached HF model id"),
-    lrm_backend: Optional[str] = typer.Option(None, "--lrm-backend", help="hf (default) | llamacpp (in-process GGUF)"),
+    lrm: Optional[str] = typer.Option(None, help="LRM: `embedded`, a local folder, a cached HF model id, or a server URL (http://host:port/v1[#model])"),
+    lrm_backend: Optional[str] = typer.Option(None, "--lrm-backend", help="hf (default) | llamacpp (in-process GGUF); a URL --lrm implies remote"),
     steer: Optional[Path] = typer.Option(None, "--steer", help="steering vector file from `tandem calibrate` (SRM only)"),
     verifier: Optional[Path] = typer.Option(None, "--verifier", help="MentorCollab MLP verifier file (with --set verifier=mlp)"),
     device: str = typer.Option("auto", help="auto | cpu | cuda[:N]"),
@@ -218,7 +219,7 @@ def eval_(
     max_tokens: Optional[int] = typer.Option(None, "--max-tokens"),
     srm: Optional[str] = typer.Option(None),
     lrm: Optional[str] = typer.Option(None),
-    lrm_backend: Optional[str] = typer.Option(None, "--lrm-backend", help="hf (default) | llamacpp (in-process GGUF)"),
+    lrm_backend: Optional[str] = typer.Option(None, "--lrm-backend", help="hf (default) | llamacpp (in-process GGUF); a URL --lrm implies remote"),
     steer: Optional[Path] = typer.Option(None, "--steer", help="steering vector file from `tandem calibrate`"),
     verifier: Optional[Path] = typer.Option(None, "--verifier", help="MentorCollab MLP verifier file (with --set verifier=mlp)"),
     device: str = typer.Option("auto"),
@@ -439,7 +440,7 @@ def serve(
     max_tokens: Optional[int] = typer.Option(None, "--max-tokens", help="default token budget per request"),
     srm: Optional[str] = typer.Option(None),
     lrm: Optional[str] = typer.Option(None),
-    lrm_backend: Optional[str] = typer.Option(None, "--lrm-backend", help="hf (default) | llamacpp (in-process GGUF)"),
+    lrm_backend: Optional[str] = typer.Option(None, "--lrm-backend", help="hf (default) | llamacpp (in-process GGUF); a URL --lrm implies remote"),
     steer: Optional[Path] = typer.Option(None, "--steer", help="default steering vector file"),
     workers: int = typer.Option(1, min=1, help="requests solved at once"),
     queue_size: int = typer.Option(16, min=0, help="requests waiting beyond the workers; more get 503"),

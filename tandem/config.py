@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 
 class ConfigError(ValueError):
@@ -69,10 +69,22 @@ class RunConfig(BaseModel):
     max_tokens: int = Field(1024, ge=1, description="total generated tokens (both models) per problem")
     srm: str = "embedded"
     lrm: str = "embedded"
-    lrm_backend: Literal["hf", "llamacpp"] = Field("hf", description="LRM in transformers, or in-process llama.cpp (GGUF)")
+    lrm_backend: Literal["hf", "llamacpp", "remote"] = Field(
+        "hf", description="LRM in transformers, in-process llama.cpp (GGUF), or on a server (an http(s) --lrm URL)"
+    )
     steer: str | None = Field(None, description="steering vector file (tandem calibrate); None: no steering")
     verifier_file: str | None = Field(None, description="MentorCollab MLP verifier (tandem train-verifier)")
     settings: Settings = Field(default_factory=Settings)
+
+    @model_validator(mode="after")
+    def _remote_lrm(self) -> "RunConfig":
+        """An http(s) LRM is a server: the backend follows from the URL."""
+        is_url = self.lrm.startswith(("http://", "https://"))
+        if is_url:
+            self.lrm_backend = "remote"
+        elif self.lrm_backend == "remote":
+            raise ValueError(f"lrm_backend remote needs an http(s) URL as --lrm, got {self.lrm!r}")
+        return self
 
 
 def parse_assignments(pairs: list[str]) -> dict[str, str]:

@@ -11,6 +11,7 @@ class Sampler:
             raise ValueError(f"need temperature >= 0 and 0 < top_p <= 1, got {temperature}, {top_p}")
         self.temperature = temperature
         self.top_p = top_p
+        self.seed = int(seed)  # remote servers sample themselves: they get a seed derived from it
         self.generator = torch.Generator().manual_seed(int(seed))
 
     def __call__(self, logits: torch.Tensor) -> int:

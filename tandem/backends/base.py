@@ -73,6 +73,7 @@ class ModelUsage:
     boundary_positions: int = 0
     steered_positions: int = 0
     scoring_tokens: int = 0
+    remote: dict | None = None  # what a remote server did (requests, retries, recomputed tokens, ...)
 
     def record_feed(self, seconds: float, foreign: int) -> None:
         """A forward over context tokens, ``foreign`` of which this model did not generate."""
@@ -89,7 +90,8 @@ class ModelUsage:
         self.scoring_tokens += tokens
 
     def to_dict(self) -> dict:
-        return {
+        extra = {"remote": dict(self.remote)} if self.remote is not None else {}
+        return extra | {
             "scoring_tokens": self.scoring_tokens,
             "boundary_positions": self.boundary_positions,
             "steered_positions": self.steered_positions,

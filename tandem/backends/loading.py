@@ -136,10 +136,22 @@ def load_llamacpp(spec: str, tokenizer, n_ctx: int = 4096):
     return model
 
 
+def load_remote(url: str, tokenizer):
+    """The LRM on an OpenAI-compatible server; fails at once if it cannot be reached or tokenizes differently."""
+    from tandem.backends.remote import RemoteError, RemoteModel
+
+    try:
+        return RemoteModel(url, tokenizer)
+    except RemoteError as e:
+        raise ModelLoadError(str(e)) from None
+
+
 def load_pair(srm: str = "embedded", lrm: str = "embedded", device: str = "auto", dtype: str = "auto", lrm_backend: str = "hf"):
     """Load both models and check they can continue each other's token ids; returns (srm, lrm, seconds)."""
     t0 = time.perf_counter()
     s = load_model(srm, "srm", device, dtype)
+    if lrm_backend == "remote" or lrm.startswith(("http://", "https://")):
+        return s, load_remote(lrm, s.tokenizer), time.perf_counter() - t0
     if lrm_backend == "llamacpp":
         return s, load_llamacpp(lrm, s.tokenizer), time.perf_counter() - t0
     l = load_model(lrm, "lrm", device, dtype)  # noqa: E741

@@ -25,6 +25,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from tandem.backends.remote import RemoteError
 from tandem.config import ConfigError, RunConfig, make_config
 from tandem.engine import Cancelled, Engine
 from tandem.policies import get_policy
@@ -207,6 +208,8 @@ def create_app(server: TandemServer) -> FastAPI:
         watcher = asyncio.create_task(_watch(request, cancel, future))
         try:
             trace = await future
+        except RemoteError as e:  # the LRM's server failed: a gateway error, not ours
+            return _error(502, str(e), "upstream_error")
         except Exception as e:  # noqa: BLE001 - reported to the client as a server error, never as text
             return _error(500, f"{type(e).__name__}: {e}", "server_error")
         finally:

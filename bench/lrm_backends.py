@@ -1,0 +1,120 @@
+"""LRM-only and RankGuide latency with the LRM on each backend, in one run (embedded pair, CPU).
+
+    .venv/bin/python bench/lrm_backends.py --limit 5 --max-tokens 512
+
+Backends: ``hf`` (transformers float32), ``llamacpp`` (in-process llama-cpp-python),
+``server-python`` (``python -m llama_cpp.server``, text dialect) and ``server-cpp``
+(llama.cpp's ``llama-server``, token-id dialect; built by tools/build-llama-server.sh).
+The SRM is the embedded SRM in transformers throughout. Servers run on 127.0.0.1 with
+the same thread count as this process's torch. Problems are solved one at a time
+(latency, not throughput), greedy, on GSM8K test from the first. Each (backend, method)
+writes a resumable eval file under --out, so a longer --limit extends the same run.
+Reports accuracy, mean latency, the speedup of RankGuide over LRM-only per backend,
+and for servers how many prompt tokens they were sent vs. really recomputed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from llama_server import LlamaCppServer  # noqa: E402
+
+from tandem.backends.embedded import EMBEDDED, assemble  # noqa: E402
+from tandem.backends.loading import load_llamacpp, load_model, load_remote  # noqa: E402
+from tandem.config import RunConfig, Settings  # noqa: E402
+from tandem.engine import Engine  # noqa: E402
+from tandem.eval.datasets import load  # noqa: E402
+from tandem.eval.runner import ResultsFile, dataset_info, make_header, run_eval  # noqa: E402
+
+BACKENDS = ["hf", "llamacpp", "server-python", "server-cpp"]
+
+
+def open_lrm(backend: str, srm, logs: Path):
+    """(LRM model, server or None)."""
+    if backend == "hf":
+        return load_model("embedded", "lrm", "cpu", "float32"), None
+    if backend == "llamacpp":
+        return load_llamacpp("embedded", srm.tokenizer), None
+    kind = backend.split("-", 1)[1]
+    server = LlamaCppServer(assemble(EMBEDDED["lrm"]), logs / f"{backend}.log", kind, threads=torch.get_num_threads())
+    return load_remote(server.url, srm.tokenizer), server
+
+
+def summarise(rows: list[dict], server) -> dict:
+    lrm = [r["usage"]["lrm"] for r in rows]
+    out = {
+        "n": len(rows),
+        "accuracy": sum(r["correct"] for r in rows) / len(rows),
+        "latency_s": statistics.mean(r["latency_s"] for r in rows),
+        "lrm_token_share": statistics.mean(r["lrm_token_share"] for r in rows),
+    }
+    remote = [u["remote"] for u in lrm if "remote" in u]
+    if remote:
+        out["requests"] = sum(x["requests"] for x in remote)
+        out["sent_tokens"] = sum(x["sent_tokens"] for x in remote)
+        rec = [x["recomputed_tokens"] for x in remote]
+        out["recomputed_tokens"] = sum(rec) if all(v is not None for v in rec) else None
+        out["text_mismatches"] = sum(x["text_mismatches"] for x in remote)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--limit", type=int, default=5)
+    ap.add_argument("--max-tokens", type=int, default=512)
+    ap.add_argument("--backends", nargs="+", default=BACKENDS, choices=BACKENDS)
+    ap.add_argument("--out", type=Path, default=Path("bench/results/lrm-backends"))
+    args = ap.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    problems = load("gsm8k", "test", args.limit)
+    srm = load_model("embedded", "srm", "cpu", "float32")
+    settings = Settings(window=4, tr1=3, tr2=41, te=0.9)  # the 20-problem comparison's thresholds (RESULTS.md)
+    table = {}
+    for backend in args.backends:
+        lrm, server = open_lrm(backend, srm, args.out)
+        try:
+            engine = Engine(srm, lrm)
+            for method in ("lrm", "rankguide"):
+                cfg = RunConfig(method=method, max_tokens=args.max_tokens, lrm=server.url if server else "embedded",
+                                lrm_backend={"hf": "hf", "llamacpp": "llamacpp"}.get(backend, "remote"), settings=settings)
+                before = len(server.prefix_matches()) if server and server.kind == "python" else 0
+                path = args.out / f"{backend}-{method}.jsonl"
+                header = make_header(engine, cfg, dataset_info("gsm8k", "test"))
+                if server:  # its port changes from run to run: name the backend instead, so the file resumes
+                    header["config"]["lrm"] = f"http://localhost/{backend}"
+                    header["models"]["lrm"] = {"name": backend, "source": backend,
+                                               "fingerprint": {"kind": "gguf-sha256", "value": EMBEDDED["lrm"].sha256}}
+                rows, errors = run_eval(engine, problems, cfg, ResultsFile(path), header,
+                                        on_result=lambda r: print(f"  {backend} {method} {r['id']} {r['correct']} {r['latency_s']:.1f}s", flush=True))
+                if errors:
+                    raise SystemExit(f"{backend}/{method}: {errors}")
+                table[(backend, method)] = summarise(rows, server)
+                if server and server.kind == "python":  # its log is the only report of cache use
+                    table[(backend, method)]["recomputed_tokens_log"] = sum(r for _, r in server.prefix_matches()[before:])
+        finally:
+            if server:
+                server.stop()
+    lines = ["| LRM backend | LRM-only acc | LRM-only s/problem | RankGuide acc | RankGuide s/problem | speedup | LRM tok share | server: sent / recomputed prompt tokens (RankGuide) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for backend in args.backends:
+        a, b = table[(backend, "lrm")], table[(backend, "rankguide")]
+        rec = b.get("recomputed_tokens", b.get("recomputed_tokens_log"))
+        if rec is None:
+            rec = b.get("recomputed_tokens_log")
+        srv = f"{b['sent_tokens']} / {rec}" if "sent_tokens" in b else "-"
+        lines.append(f"| {backend} | {a['accuracy']:.0%} | {a['latency_s']:.1f} | {b['accuracy']:.0%} | {b['latency_s']:.1f} | "
+                     f"{a['latency_s'] / b['latency_s']:.2f}x | {b['lrm_token_share']:.1%} | {srv} |")
+    print("\n".join(lines))
+    (args.out / "summary.json").write_text(json.dumps({f"{k[0]}/{k[1]}": v for k, v in table.items()}, indent=2))
+    (args.out / "table.md").write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,165 @@
+"""The LRM on real llama.cpp servers on 127.0.0.1 running the embedded LRM's GGUF, the SRM in
+transformers: every routing method end to end, the server's prefix cache, a wrong URL, a server
+killed in the middle of a step, and several eval problems in flight.
+
+Two servers, one per dialect: llama-cpp-python's (``python``: text prompts) and llama.cpp's
+``llama-server`` (``cpp``: token-id prompts and ids back, as vLLM)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tandem.backends.base import Context
+from tandem.backends.remote import RemoteError, RemoteModel, RemoteOptions
+from tandem.config import RunConfig, Settings
+from tandem.engine import Engine
+from tandem.eval.datasets import Problem
+from tandem.eval.runner import ResultsFile, run_eval, solve_problem
+from tandem.prompt import prompt_ids
+from tandem.sampling import Sampler
+from llama_server import LlamaCppServer, free_port, llama_server_binary
+
+DIALECT = {"python": "text", "cpp": "ids"}
+
+WORD_PROBLEM = "What is 17 * 3 + 4?"
+
+
+def _gguf():
+    pytest.importorskip("llama_cpp.server", reason="llama-cpp-python[server] not installed (setup.sh installs it)")
+    from tandem.backends.embedded import EMBEDDED, assemble, is_converted
+
+    if not all(is_converted(m) for m in EMBEDDED.values()):
+        pytest.skip("embedded pair not prepared: run `tandem setup` (the README set-up line does)")
+    return assemble(EMBEDDED["lrm"])
+
+
+def _start(kind: str, log):
+    if kind == "cpp" and llama_server_binary() is None:
+        pytest.skip("llama-server not built: tools/build-llama-server.sh (setup.sh runs it)")
+    return LlamaCppServer(_gguf(), log, kind)
+
+
+@pytest.fixture(scope="module", params=["python", "cpp"])
+def server(request, tmp_path_factory):
+    s = _start(request.param, tmp_path_factory.mktemp("llama-server") / "server.log")
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def engine(embedded_pair, server):
+    from tandem.backends.loading import load_remote
+
+    return Engine(embedded_pair[0], load_remote(server.url, embedded_pair[0].tokenizer))
+
+
+@pytest.mark.embedded
+@pytest.mark.parametrize("method", ["lrm", "rankguide", "specreason", "mentorcollab"])
+def test_methods_with_a_server_lrm(engine, server, method):
+    settings = Settings(te=0.5, probe_rate=0.3)
+    trace = engine.solve(WORD_PROBLEM, RunConfig(method=method, max_tokens=120, settings=settings))
+    assert trace.answer == "55", trace.text
+    lrm = trace.usage["lrm"]
+    assert lrm.remote["dialect"] == DIALECT[server.kind] and lrm.remote["requests"] > 0
+    assert lrm.remote["text_mismatches"] == 0 and lrm.remote["retried_requests"] == 0
+    assert lrm.completion_tokens + lrm.scoring_tokens > 0
+
+
+@pytest.mark.embedded
+def test_server_writes_what_in_process_llamacpp_writes(engine, embedded_pair):
+    """Same GGUF, same library, greedy: the remote path (text out, ids back) loses nothing."""
+    from tandem.backends.loading import load_llamacpp
+
+    local = Engine(embedded_pair[0], load_llamacpp("embedded", embedded_pair[0].tokenizer))
+    cfg = RunConfig(method="lrm", max_tokens=80)
+    remote_trace, local_trace = engine.solve(WORD_PROBLEM, cfg), local.solve(WORD_PROBLEM, cfg)
+    assert [s.ids for s in remote_trace.steps] == [s.ids for s in local_trace.steps]
+
+
+@pytest.mark.embedded
+def test_prefix_cache_recomputes_only_what_is_new(engine, server):
+    """Each request carries the whole context, yet the server evaluates only the new tokens."""
+    before = len(server.prefix_matches())
+    cfg = RunConfig(method="rankguide", max_tokens=100, settings=Settings(te=0.3, max_step_tokens=12))
+    trace = engine.solve(WORD_PROBLEM, cfg)
+    assert {s.writer for s in trace.steps} == {"srm", "lrm"}
+    lrm = trace.usage["lrm"]
+    if server.kind == "python":  # from its log
+        matches = server.prefix_matches()[before:]
+        assert len(matches) == lrm.remote["requests"]
+        recomputed = sum(r for _, r in matches)
+        assert sum(c + r for c, r in matches) == lrm.remote["sent_tokens"]
+    else:  # llama-server says it in every response
+        recomputed = lrm.remote["recomputed_tokens"]
+    requests, sent = lrm.remote["requests"], lrm.remote["sent_tokens"]
+    # new tokens: the SRM's steps and the prompt (prompt_tokens), plus the one token per
+    # request llama.cpp evaluates again to get logits
+    assert recomputed <= lrm.prompt_tokens + requests
+    assert recomputed < sent / 3, (recomputed, sent)
+
+
+def test_a_wrong_url_fails_fast(tiny_pair_dirs):
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    t0 = time.perf_counter()
+    with pytest.raises(RemoteError, match="cannot reach the LRM server at " + url):
+        RemoteModel(url, tokenizer=None)
+    assert time.perf_counter() - t0 < 5
+    srm, _ = tiny_pair_dirs
+    cli = [sys.executable, "-m", "tandem.cli", "solve", "What is 2 + 3?", "--srm", str(srm), "--lrm", url]
+    r = subprocess.run(cli, capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0
+    assert "cannot reach the LRM server" in r.stdout + r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.embedded
+@pytest.mark.parametrize("kind", ["python", "cpp"])
+def test_a_server_killed_mid_step_fails_the_problem_clearly(embedded_pair, tmp_path, kind):
+    """The stream breaks after a few tokens: nothing of it is kept, retries run out, the error names the server."""
+    server = _start(kind, tmp_path / "server.log")
+    tok = embedded_pair[0].tokenizer
+    try:
+        model = RemoteModel(server.url, tok, options=RemoteOptions(retries=2, backoff=0.1))
+        ctx = Context.from_prompt(prompt_ids(tok, "Count from 1 to 50, one number per line."))
+        seen = []
+
+        def stop(t):
+            seen.append(t)
+            if len(seen) == 3:
+                server.kill()
+            return False
+
+        with pytest.raises(RemoteError, match=f"LRM server {server.url} failed 3 times"):
+            model.session("lrm").generate(ctx, Sampler(), stop, 200)
+        assert len(ctx) == ctx.prompt_len  # the broken stream's tokens were not taken as text
+        with pytest.raises(RemoteError, match=server.url):
+            Engine(embedded_pair[0], model).solve(WORD_PROBLEM, RunConfig(method="lrm", max_tokens=20))
+    finally:
+        server.stop()
+
+
+@pytest.mark.embedded
+def test_eval_keeps_several_problems_in_flight(engine, tmp_path):
+    """With --workers 2 both problems run at once against the server (their solves overlap in time).
+
+    Their texts are not compared with solo runs: when two contexts interleave on one llama.cpp
+    cache, each re-prefill is a batched forward, whose logits differ slightly from one-token decodes
+    (see test_llamacpp), so near-tied greedy tokens can differ."""
+    problems = [Problem("a", "What is 6 * 7?", "42"), Problem("b", "What is 100 - 58?", "42")]
+    cfg = RunConfig(method="rankguide", max_tokens=60, settings=Settings(te=0.5))
+    spans = {}
+
+    def timed(engine, problem, config):
+        t0 = time.perf_counter()
+        rec = solve_problem(engine, problem, config)
+        spans[problem.id] = (t0, time.perf_counter())
+        return rec
+
+    results, errors = run_eval(engine, problems, cfg, ResultsFile(tmp_path / "r.jsonl"), {"config": cfg.model_dump()},
+                               workers=2, solve=timed)
+    assert not errors and [r["id"] for r in results] == ["a", "b"]
+    assert max(a for a, _ in spans.values()) < min(b for _, b in spans.values()), spans
+    assert all(r["usage"]["lrm"]["remote"]["requests"] > 0 for r in results)

@@ -47,6 +47,40 @@ def open_lrm(backend: str, srm, logs: Path):
     return load_remote(server.url, srm.tokenizer), server
 
 
+class LogRecompute:
+    """Prompt tokens llama-cpp-python's server recomputed, per problem, kept next to the eval file.
+
+    That server reports its prefix-cache use only in its log, which a restarted server
+    overwrites; problems run one at a time, so the log lines since the previous problem
+    belong to this one. A resumed run adds to the file instead of losing earlier problems.
+    """
+
+    def __init__(self, server, path: Path):
+        self.server = server if server and server.kind == "python" else None
+        self.path = path
+        self.seen = len(self.server.prefix_matches()) if self.server else 0
+
+    def record(self, problem_id: str) -> None:
+        """Called for each problem solved in this run, right after it finishes."""
+        if not self.server:
+            return
+        matches = self.server.prefix_matches()
+        recomputed = sum(r for _, r in matches[self.seen:])
+        self.seen = len(matches)
+        with self.path.open("a") as f:
+            f.write(json.dumps({"id": problem_id, "recomputed_tokens": recomputed}) + "\n")
+
+    def counts(self) -> dict[str, int]:
+        if not self.path.exists():
+            return {}
+        return {r["id"]: r["recomputed_tokens"] for r in map(json.loads, self.path.read_text().splitlines())}
+
+    def total(self, ids: list[str]) -> int | None:
+        """Sum over ids, or None when any of them was run without its count recorded."""
+        counts = self.counts()
+        return sum(counts[i] for i in ids) if all(i in counts for i in ids) else None
+
+
 def summarise(rows: list[dict], server) -> dict:
     lrm = [r["usage"]["lrm"] for r in rows]
     out = {
@@ -54,12 +88,15 @@ def summarise(rows: list[dict], server) -> dict:
         "accuracy": sum(r["correct"] for r in rows) / len(rows),
         "latency_s": statistics.mean(r["latency_s"] for r in rows),
         "lrm_token_share": statistics.mean(r["lrm_token_share"] for r in rows),
+        # the LRM's own decode speed: its generated tokens over the wall time of its calls
+        "lrm_tok_per_s": sum(u["completion_tokens"] for u in lrm) / max(sum(u["seconds"] for u in lrm), 1e-9),
     }
     remote = [u["remote"] for u in lrm if "remote" in u]
     if remote:
         out["requests"] = sum(x["requests"] for x in remote)
         out["sent_tokens"] = sum(x["sent_tokens"] for x in remote)
-        rec = [x["recomputed_tokens"] for x in remote]
+        # a problem that never called the LRM recomputed nothing, whatever the server reports
+        rec = [x["recomputed_tokens"] if x["requests"] else 0 for x in remote]
         out["recomputed_tokens"] = sum(rec) if all(v is not None for v in rec) else None
         out["text_mismatches"] = sum(x["text_mismatches"] for x in remote)
     return out
@@ -84,33 +121,41 @@ def main() -> None:
             for method in ("lrm", "rankguide"):
                 cfg = RunConfig(method=method, max_tokens=args.max_tokens, lrm=server.url if server else "embedded",
                                 lrm_backend={"hf": "hf", "llamacpp": "llamacpp"}.get(backend, "remote"), settings=settings)
-                before = len(server.prefix_matches()) if server and server.kind == "python" else 0
                 path = args.out / f"{backend}-{method}.jsonl"
                 header = make_header(engine, cfg, dataset_info("gsm8k", "test"))
                 if server:  # its port changes from run to run: name the backend instead, so the file resumes
                     header["config"]["lrm"] = f"http://localhost/{backend}"
                     header["models"]["lrm"] = {"name": backend, "source": backend,
                                                "fingerprint": {"kind": "gguf-sha256", "value": EMBEDDED["lrm"].sha256}}
-                rows, errors = run_eval(engine, problems, cfg, ResultsFile(path), header,
-                                        on_result=lambda r: print(f"  {backend} {method} {r['id']} {r['correct']} {r['latency_s']:.1f}s", flush=True))
+                log_counts = LogRecompute(server, args.out / f"{backend}-{method}.recompute.jsonl")
+                resumed = {r["id"] for r in ResultsFile(path).read()[1]}  # run_eval replays these too
+
+                def on_result(r, backend=backend, method=method, log_counts=log_counts, resumed=resumed):
+                    if r["id"] in resumed:
+                        return
+                    log_counts.record(r["id"])
+                    print(f"  {backend} {method} {r['id']} {r['correct']} {r['latency_s']:.1f}s", flush=True)
+
+                rows, errors = run_eval(engine, problems, cfg, ResultsFile(path), header, on_result=on_result)
                 if errors:
                     raise SystemExit(f"{backend}/{method}: {errors}")
                 table[(backend, method)] = summarise(rows, server)
-                if server and server.kind == "python":  # its log is the only report of cache use
-                    table[(backend, method)]["recomputed_tokens_log"] = sum(r for _, r in server.prefix_matches()[before:])
+                if server and server.kind == "python":
+                    table[(backend, method)]["recomputed_tokens_log"] = log_counts.total([r["id"] for r in rows])
         finally:
             if server:
                 server.stop()
-    lines = ["| LRM backend | LRM-only acc | LRM-only s/problem | RankGuide acc | RankGuide s/problem | speedup | LRM tok share | server: sent / recomputed prompt tokens (RankGuide) |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| LRM backend | LRM tok/s (LRM-only) | LRM-only acc | LRM-only s/problem | RankGuide acc | RankGuide s/problem | speedup | LRM tok share | server: sent / recomputed prompt tokens (RankGuide) |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for backend in args.backends:
         a, b = table[(backend, "lrm")], table[(backend, "rankguide")]
-        rec = b.get("recomputed_tokens", b.get("recomputed_tokens_log"))
-        if rec is None:
+        rec = b.get("recomputed_tokens")
+        if rec is None:  # llama-cpp-python does not report it: its log does
             rec = b.get("recomputed_tokens_log")
-        srv = f"{b['sent_tokens']} / {rec}" if "sent_tokens" in b else "-"
-        lines.append(f"| {backend} | {a['accuracy']:.0%} | {a['latency_s']:.1f} | {b['accuracy']:.0%} | {b['latency_s']:.1f} | "
+        srv = f"{b['sent_tokens']} / {'not recorded' if rec is None else rec}" if "sent_tokens" in b else "-"
+        lines.append(f"| {backend} | {a['lrm_tok_per_s']:.1f} | {a['accuracy']:.0%} | {a['latency_s']:.1f} | {b['accuracy']:.0%} | {b['latency_s']:.1f} | "
                      f"{a['latency_s'] / b['latency_s']:.2f}x | {b['lrm_token_share']:.1%} | {srv} |")
+    lines.append(f"\nGSM8K test, first {args.limit}, max {args.max_tokens} tokens; speedup = LRM-only latency / RankGuide latency.")
     print("\n".join(lines))
     (args.out / "summary.json").write_text(json.dumps({f"{k[0]}/{k[1]}": v for k, v in table.items()}, indent=2))
     (args.out / "table.md").write_text("\n".join(lines) + "\n")

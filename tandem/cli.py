@@ -319,6 +319,7 @@ def train_verifier(
     seed: Optional[int] = typer.Option(None),
     srm: Optional[str] = typer.Option(None),
     lrm: Optional[str] = typer.Option(None),
+    lrm_backend: Optional[str] = typer.Option(None, "--lrm-backend", help="hf (default) | llamacpp (in-process GGUF); a URL --lrm implies remote"),
     device: str = typer.Option("auto"),
     dtype: str = typer.Option("auto"),
 ):
@@ -330,7 +331,8 @@ def train_verifier(
     from tandem.verifier import collect, fit
 
     try:
-        cfg = build_config(None, set_, method="mentorcollab", seed=seed, max_tokens=max_tokens, srm=srm, lrm=lrm)
+        cfg = build_config(None, set_, method="mentorcollab", seed=seed, max_tokens=max_tokens, srm=srm, lrm=lrm,
+                           lrm_backend=lrm_backend)
         cfg.settings.verifier = "self"
         problems = datasets.load(dataset, split, limit)
         engine, _ = _load_engine(cfg, device, dtype)

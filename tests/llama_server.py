@@ -46,7 +46,7 @@ class LlamaCppServer:
             cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",
                    "--port", str(self.port), "--n_ctx", str(n_ctx), "--logits_all", "true"]
             if threads:
-                cmd += ["--n_threads", str(threads)]
+                cmd += ["--n_threads", str(threads), "--n_threads_batch", str(threads)]
         else:
             binary = llama_server_binary()
             if binary is None:

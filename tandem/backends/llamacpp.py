@@ -33,7 +33,10 @@ class LlamaCppModel:
                 "llama-cpp-python is not installed: `pip install 'llama-cpp-python[server]'` "
                 "(the README set-up installs it)"
             ) from None
-        self.llm = Llama(model_path=str(gguf), n_ctx=n_ctx, n_threads=n_threads, logits_all=False, verbose=False)
+        # llama.cpp's default is half the cores (it assumes hyper-threads); use what torch uses
+        threads = n_threads or torch.get_num_threads()
+        self.llm = Llama(model_path=str(gguf), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads,
+                         logits_all=False, verbose=False)
         self.tokenizer = tokenizer
         self.name = name
         self.source = str(gguf)

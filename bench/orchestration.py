@@ -27,6 +27,7 @@ from tandem.eval.datasets import load
 def decode_seconds_per_token(engine: Engine, role: str, question: str, n: int = 48) -> float:
     """Per-token decode time of one model alone (its prompt prefill excluded)."""
     cfg = RunConfig(method=role, max_tokens=1, settings=Settings(max_step_tokens=1))
+    engine.solve(question, cfg)  # warm-up: the first forward of a fresh model pays one-time costs
     prefill_only = engine.solve(question, cfg).usage[role].seconds  # prompt prefill + 1 sample
     cfg = RunConfig(method=role, max_tokens=n, settings=Settings(max_step_tokens=n, delimiter="\x00never"))
     full = engine.solve(question, cfg).usage[role]

@@ -75,7 +75,7 @@ def main() -> None:
                      f"{statistics.mean(x['latency_s'] for x in t):.1f} | {sum(x['correct'] for x in t)}/{len(t)} | {same}/{len(t)} |")
     lines.append(f"\nGSM8K test, first {args.limit}, SRM alone, greedy, max {args.max_tokens} tokens, "
                  f"{torch.get_num_threads()} torch threads. bfloat16 first differs from float32 at token "
-                 f"{[d for d in diffs]} (None = identical).")
+                 f"{diffs} (None = identical).")
     print("\n".join(lines))
     for r in runs.values():
         for t in r["traces"]:

@@ -81,7 +81,7 @@ class LogRecompute:
         return sum(counts[i] for i in ids) if all(i in counts for i in ids) else None
 
 
-def summarise(rows: list[dict], server) -> dict:
+def summarise(rows: list[dict]) -> dict:
     lrm = [r["usage"]["lrm"] for r in rows]
     out = {
         "n": len(rows),
@@ -139,7 +139,7 @@ def main() -> None:
                 rows, errors = run_eval(engine, problems, cfg, ResultsFile(path), header, on_result=on_result)
                 if errors:
                     raise SystemExit(f"{backend}/{method}: {errors}")
-                table[(backend, method)] = summarise(rows, server)
+                table[(backend, method)] = summarise(rows)
                 if server and server.kind == "python":
                     table[(backend, method)]["recomputed_tokens_log"] = log_counts.total([r["id"] for r in rows])
         finally:

@@ -32,6 +32,10 @@ USER_ERRORS = (
 )
 WRITER_STYLE = {"srm": "cyan", "lrm": "magenta"}
 
+# options several commands share, defined once
+DATASET = typer.Option(..., "--dataset", "-d", help="gsm8k | math500 | path/to/problems.jsonl")
+LRM_BACKEND = typer.Option(None, "--lrm-backend", help="hf (default) | llamacpp (in-process GGUF); a URL --lrm implies remote")
+
 
 def _quiet_transformers() -> None:
     """Loading-progress bars and advisory warnings would bury the reasoning; errors still show."""
@@ -87,7 +91,7 @@ def solve(
     max_tokens: Optional[int] = typer.Option(None, "--max-tokens", help="total generated tokens (default 1024)"),
     srm: Optional[str] = typer.Option(None, help="SRM: `embedded`, a local folder or a cached HF model id"),
     lrm: Optional[str] = typer.Option(None, help="LRM: `embedded`, a local folder, a cached HF model id, or a server URL (http://host:port/v1[#model])"),
-    lrm_backend: Optional[str] = typer.Option(None, "--lrm-backend", help="hf (default) | llamacpp (in-process GGUF); a URL --lrm implies remote"),
+    lrm_backend: Optional[str] = LRM_BACKEND,
     steer: Optional[Path] = typer.Option(None, "--steer", help="steering vector file from `tandem calibrate` (SRM only)"),
     verifier: Optional[Path] = typer.Option(None, "--verifier", help="MentorCollab MLP verifier file (with --set verifier=mlp)"),
     device: str = typer.Option("auto", help="auto | cpu | cuda[:N]"),
@@ -208,7 +212,7 @@ def _fields(question_field, answer_field, id_field, tests_field):
 
 @app.command("eval")
 def eval_(
-    dataset: str = typer.Option(..., "--dataset", "-d", help="gsm8k | math500 | path/to/problems.jsonl"),
+    dataset: str = DATASET,
     out: Path = typer.Option(..., "--out", "-o", help="results JSONL (re-run the same command to resume)"),
     split: str = typer.Option("test", help="train | test"),
     limit: Optional[int] = typer.Option(None, help="first N problems"),
@@ -219,7 +223,7 @@ def eval_(
     max_tokens: Optional[int] = typer.Option(None, "--max-tokens"),
     srm: Optional[str] = typer.Option(None),
     lrm: Optional[str] = typer.Option(None),
-    lrm_backend: Optional[str] = typer.Option(None, "--lrm-backend", help="hf (default) | llamacpp (in-process GGUF); a URL --lrm implies remote"),
+    lrm_backend: Optional[str] = LRM_BACKEND,
     steer: Optional[Path] = typer.Option(None, "--steer", help="steering vector file from `tandem calibrate`"),
     verifier: Optional[Path] = typer.Option(None, "--verifier", help="MentorCollab MLP verifier file (with --set verifier=mlp)"),
     device: str = typer.Option("auto"),
@@ -252,7 +256,7 @@ def eval_(
 
 @app.command()
 def calibrate(
-    dataset: str = typer.Option(..., "--dataset", "-d", help="gsm8k | math500 | path/to/problems.jsonl"),
+    dataset: str = DATASET,
     out: Path = typer.Option(..., "--out", "-o", help="vector file to write (.pt); work in progress lives in OUT.parts/"),
     split: str = typer.Option("train", help="calibrate on train problems; evaluate on test"),
     limit: Optional[int] = typer.Option(None),
@@ -309,7 +313,7 @@ def calibrate(
 
 @app.command("train-verifier")
 def train_verifier(
-    dataset: str = typer.Option(..., "--dataset", "-d", help="gsm8k | math500 | path/to/problems.jsonl"),
+    dataset: str = DATASET,
     out: Path = typer.Option(..., "--out", "-o", help="verifier file to write (.pt)"),
     split: str = typer.Option("train"),
     limit: Optional[int] = typer.Option(None),
@@ -319,7 +323,7 @@ def train_verifier(
     seed: Optional[int] = typer.Option(None),
     srm: Optional[str] = typer.Option(None),
     lrm: Optional[str] = typer.Option(None),
-    lrm_backend: Optional[str] = typer.Option(None, "--lrm-backend", help="hf (default) | llamacpp (in-process GGUF); a URL --lrm implies remote"),
+    lrm_backend: Optional[str] = LRM_BACKEND,
     device: str = typer.Option("auto"),
     dtype: str = typer.Option("auto"),
 ):
@@ -360,7 +364,7 @@ def train_verifier(
 
 @app.command()
 def sweep(
-    dataset: str = typer.Option(..., "--dataset", "-d", help="gsm8k | math500 | path/to/problems.jsonl"),
+    dataset: str = DATASET,
     config: Path = typer.Option(..., "--config", help="sweep TOML ([[grid]] tables; see sweeps/paper-grid.toml)"),
     out: Path = typer.Option(..., "--out", "-o", help="folder: one eval file per point (re-run to resume)"),
     split: str = typer.Option("test"),
@@ -442,7 +446,7 @@ def serve(
     max_tokens: Optional[int] = typer.Option(None, "--max-tokens", help="default token budget per request"),
     srm: Optional[str] = typer.Option(None),
     lrm: Optional[str] = typer.Option(None),
-    lrm_backend: Optional[str] = typer.Option(None, "--lrm-backend", help="hf (default) | llamacpp (in-process GGUF); a URL --lrm implies remote"),
+    lrm_backend: Optional[str] = LRM_BACKEND,
     steer: Optional[Path] = typer.Option(None, "--steer", help="default steering vector file"),
     workers: int = typer.Option(1, min=1, help="requests solved at once"),
     queue_size: int = typer.Option(16, min=0, help="requests waiting beyond the workers; more get 503"),

@@ -76,6 +76,34 @@ def test_resume_with_other_settings_is_refused(tiny_pair, problems_file, tmp_pat
     assert out.read_bytes() == before  # nothing lost
 
 
+def test_header_records_dtype_and_a_run_in_another_dtype_is_not_resumed(tiny_pair, tiny_tokenizer, problems_file, tmp_path):
+    import torch
+
+    from tandem.backends.hf import HFModel
+    from conftest import tiny_qwen
+
+    engine = Engine(*tiny_pair)
+    problems = load(str(problems_file))[:1]
+    out = tmp_path / "run.jsonl"
+    _eval(engine, problems, _cfg(), out)
+    header = json.loads(out.read_text().splitlines()[0])
+    assert header["models"]["srm"]["runtime"] == {"device": "cpu", "dtype": "float32"}
+    before = out.read_bytes()
+    bf16 = HFModel(tiny_qwen(tiny_tokenizer, seed=1, layers=4, hidden=64).to(torch.bfloat16), tiny_tokenizer, "tiny-srm")
+    assert bf16.runtime["dtype"] == "bfloat16"
+    with pytest.raises(EvalError, match="models differs"):
+        _eval(Engine(bf16, tiny_pair[1]), problems, _cfg(), out)
+    assert out.read_bytes() == before
+    # a file written before tandem recorded the runtime still resumes
+    lines = out.read_text().splitlines()
+    old = json.loads(lines[0])
+    for m in old["models"].values():
+        del m["runtime"]
+    out.write_text("\n".join([json.dumps(old), *lines[1:]]) + "\n")
+    records, errors = _eval(engine, problems, _cfg(), out)
+    assert not errors and [r["id"] for r in records] == ["q0"]
+
+
 def test_failed_problem_is_reported_not_written_and_retried(tiny_pair, problems_file, tmp_path):
     engine = Engine(*tiny_pair)
     problems = load(str(problems_file))

@@ -107,6 +107,13 @@ def pareto_plot(rows: list[dict], path: Path, title: str = "") -> None:
     plt.close(fig)
 
 
+def _model(header: dict, role: str) -> str:
+    """A model's name with its dtype when the header records it (files before tandem did are unmarked)."""
+    m = header["models"][role]
+    dtype = (m.get("runtime") or {}).get("dtype")
+    return f"{m['name']} ({dtype})" if dtype else m["name"]
+
+
 def report(paths: list[str | Path], out: Path | None = None) -> Path:
     """Write report.md and pareto.png next to the runs (or into ``out``); return the folder."""
     runs = load_runs(paths)
@@ -115,7 +122,7 @@ def report(paths: list[str | Path], out: Path | None = None) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     md, rows = table(runs)
     h = runs[0].header
-    title = f"{h['dataset'].get('name')} ({len(common_ids(runs))} problems) · {h['models']['srm']['name']} / {h['models']['lrm']['name']}"
+    title = f"{h['dataset'].get('name')} ({len(common_ids(runs))} problems) · {_model(h, 'srm')} / {_model(h, 'lrm')}"
     (out / "report.md").write_text(f"# tandem report\n\n{title}\n\n{md}\n![pareto](pareto.png)\n")
     pareto_plot(rows, out / "pareto.png", title)
     return out

@@ -51,6 +51,8 @@ class HFModel:
         self.num_layers = len(self.layers)
         self.hidden_size = int(model.config.hidden_size)
         self.device = next(model.parameters()).device
+        # device and dtype change the numbers (bf16 greedy traces differ from fp32): eval headers record them
+        self.runtime = {"device": str(self.device), "dtype": str(next(model.parameters()).dtype).removeprefix("torch.")}
         self.lock = threading.RLock()  # one forward at a time: the hook state is per model
         self._captured: torch.Tensor | None = None
         self.fingerprint: dict = {"kind": "none", "value": None}  # set by the loader (weights hash)

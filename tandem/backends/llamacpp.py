@@ -41,6 +41,7 @@ class LlamaCppModel:
         self.name = name
         self.source = str(gguf)
         self.fingerprint = {"kind": "none", "value": None}
+        self.runtime = {"device": "cpu", "dtype": "gguf"}  # the GGUF's own quantisation (its hash is the fingerprint)
         self.config = SimpleNamespace(max_position_embeddings=n_ctx)
         self.lock = threading.RLock()
         self.n_ctx = n_ctx

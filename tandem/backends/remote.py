@@ -88,6 +88,7 @@ class RemoteModel:
         self.name = name or f"{self.model} @ {self.url}"
         self.source = self.url
         self.fingerprint = {"kind": "remote", "value": self.model}
+        self.runtime = {"device": "remote", "dtype": "server"}  # precision is the server's, not known here
         self.eos_id = tokenizer.eos_token_id
         self._pieces: dict[str, int] | None = None
         self._pieces_lock = threading.Lock()

@@ -82,7 +82,8 @@ def steer_info(engine, config: RunConfig) -> dict | None:
 
 def make_header(engine, config: RunConfig, dataset: dict, steer: dict | None = None) -> dict:
     def model(m):
-        return {"name": m.name, "source": getattr(m, "source", m.name), "fingerprint": getattr(m, "fingerprint", None)}
+        return {"name": m.name, "source": getattr(m, "source", m.name), "fingerprint": getattr(m, "fingerprint", None),
+                "runtime": getattr(m, "runtime", None)}
 
     return {
         "type": "header",
@@ -134,7 +135,7 @@ class ResultsFile:
             with open(self.path, "w", encoding="utf-8") as f:
                 f.write(json.dumps(header, ensure_ascii=False) + "\n")
             return {}
-        old = dict(old, config=_upgrade(old.get("config")))
+        old = dict(old, config=_upgrade(old.get("config")), models=_upgrade_models(old.get("models"), header.get("models")))
         diff = [k for k in IDENTITY if _canon(old.get(k)) != _canon(header.get(k))]
         if diff:
             raise EvalError(
@@ -159,6 +160,15 @@ def _upgrade(config: dict | None) -> dict | None:
         return RunConfig.model_validate(config).model_dump()
     except Exception:  # noqa: BLE001 - an unreadable config simply will not match
         return config
+
+
+def _upgrade_models(old: dict | None, new: dict | None) -> dict | None:
+    """Model entries written before tandem recorded device and dtype: the file cannot say which it was
+    run with, so it takes the new run's (all such files in this repository were float32 on CPU)."""
+    if not isinstance(old, dict) or not isinstance(new, dict):
+        return old
+    return {role: (dict(e, runtime=new.get(role, {}).get("runtime")) if isinstance(e, dict) and "runtime" not in e else e)
+            for role, e in old.items()}
 
 
 def _canon(x) -> str:

@@ -181,3 +181,19 @@ def test_cli_eval_sweep_report_analyze(tiny_pair_dirs, problems_file, tmp_path):
     before = one.read_bytes()
     res = _cli("eval", "-d", problems_file, "-m", "glimprouter", "--set", "te=0.1", "--srm", srm, "--lrm", lrm, "--max-tokens", 8, "-o", one, cwd=tmp_path)
     assert res.returncode == 2 and "differ" in res.stderr and one.read_bytes() == before
+
+
+def test_pareto_labels_of_nearby_points_do_not_overlap():
+    from tandem.analysis.report import _place_labels
+    from tandem.analysis.runs import pyplot
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=150)
+    pts = [(24.8, 24.0), (24.5, 22.0), (24.6, 23.0), (10.0, 10.0), (50.0, 45.0)]
+    ax.scatter(*zip(*pts))
+    _place_labels(fig, ax, [(f"point-label-{i}", p, "C0") for i, p in enumerate(pts)])
+    renderer = fig.canvas.get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in ax.texts]
+    plt.close(fig)
+    assert len(boxes) == len(pts)
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])

@@ -6,6 +6,7 @@ run when those runs are among the inputs (else the columns show "-").
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 from tandem.analysis.runs import Run, common_ids, load_runs, pyplot, summarize
@@ -83,16 +84,13 @@ def pareto_plot(rows: list[dict], path: Path, title: str = "") -> None:
     fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=150)
     markers = {"srm": "s", "lrm": "D", "rankguide": "*", "glimprouter": "o", "specreason": "^", "mentorcollab": "v"}
     methods = sorted({r["method"] for r in rows}, key=lambda m: METHOD_ORDER.index(m) if m in METHOD_ORDER else 99)
-    labelled = 0
+    labels = []
     for i, m in enumerate(methods):
         pts = [(r["latency_s"], 100 * r["accuracy"]) for r in rows if r["method"] == m and r["latency_s"] is not None]
         color = f"C{i}"
         ax.scatter(*zip(*pts), marker=markers.get(m, "o"), s=90 if m == "rankguide" else 45, color=color, label=m, zorder=3)
-        for r in rows:
-            if r["method"] == m and r["latency_s"] is not None and r["name"] != m:
-                ax.annotate(r["name"].removeprefix(m).strip("_") or r["name"], (r["latency_s"], 100 * r["accuracy"]),
-                            textcoords="offset points", xytext=(5, 4 if labelled % 2 == 0 else -11), fontsize=7, color=color)
-                labelled += 1
+        labels += [(r["name"].removeprefix(m).strip("_") or r["name"], (r["latency_s"], 100 * r["accuracy"]), color)
+                   for r in rows if r["method"] == m and r["latency_s"] is not None and r["name"] != m]
         front = pareto_front(pts)
         if len(front) > 1:
             ax.plot(*zip(*front), color=color, lw=1.2, alpha=0.8, zorder=2)
@@ -101,10 +99,31 @@ def pareto_plot(rows: list[dict], path: Path, title: str = "") -> None:
     ax.grid(alpha=0.3)
     ax.legend(frameon=False, fontsize=9)
     if title:
-        ax.set_title(title, fontsize=10)
+        ax.set_title(textwrap.fill(title, 80), fontsize=9)  # long model names would run off the figure
     fig.tight_layout()
+    _place_labels(fig, ax, labels)
     fig.savefig(path)
     plt.close(fig)
+
+
+def _place_labels(fig, ax, labels: list[tuple[str, tuple[float, float], str]]) -> None:
+    """Annotate each point at the first of a few offsets whose text box overlaps no earlier label.
+
+    Operating points of different methods often sit within a few pixels of each other; a fixed
+    offset makes their labels print over one another.
+    """
+    fig.canvas.draw()  # fixes the axis limits, so text boxes can be measured
+    renderer = fig.canvas.get_renderer()
+    offsets = [((5, 4), "left"), ((5, -11), "left"), ((-5, 4), "right"), ((-5, -11), "right"), ((5, 12), "left"), ((5, -19), "left")]
+    placed = []
+    for text, xy, color in labels:
+        for k, ((dx, dy), ha) in enumerate(offsets):
+            a = ax.annotate(text, xy, textcoords="offset points", xytext=(dx, dy), ha=ha, fontsize=7, color=color)
+            box = a.get_window_extent(renderer)
+            if k == len(offsets) - 1 or not any(box.overlaps(b) for b in placed):
+                placed.append(box)
+                break
+            a.remove()
 
 
 def _model(header: dict, role: str) -> str:

@@ -93,6 +93,7 @@ class Calibration:
             if not resume:
                 raise SteeringError(f"{self.parts} holds an earlier calibration: add --resume to continue it, or delete the folder")
             old = json.loads(mf.read_text())
+            old.setdefault("runtime", manifest.get("runtime"))  # parts folders from before tandem recorded it
             if json.dumps(old, sort_keys=True) != json.dumps(manifest, sort_keys=True):
                 diff = sorted(k for k in set(old) | set(manifest) if old.get(k) != manifest.get(k))
                 raise SteeringError(f"{self.parts} was started with other settings ({', '.join(diff)}); delete it or use another --out")
@@ -136,8 +137,9 @@ def calibrate(
     config = config.model_copy(update={"method": "srm", "steer": None})
     layer = engine.srm.resolve_layer(layer)
     fp = getattr(engine.srm, "fingerprint", None)
+    runtime = getattr(engine.srm, "runtime", None)  # device and dtype: bf16 hidden states differ from fp32 ones
     manifest = {"config": config.model_dump(), "layer": layer, "labels": labeler.model_dump(), "srm": engine.srm.name,
-                "fingerprint": fp, "dataset": dataset}
+                "fingerprint": fp, "runtime": runtime, "dataset": dataset}
     store = Calibration(out)
     done = store.open(manifest, resume)
     for s in store.samples([p.id for p in problems if _safe(p.id) in done]):
@@ -154,7 +156,7 @@ def calibrate(
     s = config.settings
     vectors, counts = build_vectors(samples, s.tr1, s.tr2)
     meta = {
-        "model": engine.srm.name, "fingerprint": fp, "hidden_size": engine.srm.hidden_size, "layer": layer,
+        "model": engine.srm.name, "fingerprint": fp, "runtime": runtime, "hidden_size": engine.srm.hidden_size, "layer": layer,
         "counts": counts, "samples_total": len(samples),
         "accuracy": sum(x.correct for x in samples) / len(samples) if samples else None,
         "samples_with_windows": sum(1 for x in samples if x.ranks),

@@ -107,7 +107,7 @@ def pareto_plot(rows: list[dict], path: Path, title: str = "") -> None:
 
 
 def _place_labels(fig, ax, labels: list[tuple[str, tuple[float, float], str]]) -> None:
-    """Annotate each point at the first of a few offsets whose text box overlaps no earlier label.
+    """Annotate each point at the first of a few offsets whose text box stays in the axes and overlaps no earlier label.
 
     Operating points of different methods often sit within a few pixels of each other; a fixed
     offset makes their labels print over one another.
@@ -120,7 +120,8 @@ def _place_labels(fig, ax, labels: list[tuple[str, tuple[float, float], str]]) -
         for k, ((dx, dy), ha) in enumerate(offsets):
             a = ax.annotate(text, xy, textcoords="offset points", xytext=(dx, dy), ha=ha, fontsize=7, color=color)
             box = a.get_window_extent(renderer)
-            if k == len(offsets) - 1 or not any(box.overlaps(b) for b in placed):
+            inside = ax.bbox.contains(box.x0, box.y0) and ax.bbox.contains(box.x1, box.y1)
+            if k == len(offsets) - 1 or (inside and not any(box.overlaps(b) for b in placed)):
                 placed.append(box)
                 break
             a.remove()

@@ -72,6 +72,16 @@ def tiny_pair(tiny_tokenizer):
 
 
 @pytest.fixture(scope="session")
+def tiny_srm_bf16(tiny_tokenizer):
+    """tiny_pair's SRM (same name and weights) in bfloat16: a run that must not resume a float32 one."""
+    import torch
+
+    from tandem.backends.hf import HFModel
+
+    return HFModel(tiny_qwen(tiny_tokenizer, seed=1, layers=4, hidden=64).to(torch.bfloat16), tiny_tokenizer, "tiny-srm")
+
+
+@pytest.fixture(scope="session")
 def embedded_pair():
     from tandem.backends.embedded import EMBEDDED, is_converted
     from tandem.backends.loading import load_pair

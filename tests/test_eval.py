@@ -76,12 +76,7 @@ def test_resume_with_other_settings_is_refused(tiny_pair, problems_file, tmp_pat
     assert out.read_bytes() == before  # nothing lost
 
 
-def test_header_records_dtype_and_a_run_in_another_dtype_is_not_resumed(tiny_pair, tiny_tokenizer, problems_file, tmp_path):
-    import torch
-
-    from tandem.backends.hf import HFModel
-    from conftest import tiny_qwen
-
+def test_header_records_dtype_and_a_run_in_another_dtype_is_not_resumed(tiny_pair, tiny_srm_bf16, problems_file, tmp_path):
     engine = Engine(*tiny_pair)
     problems = load(str(problems_file))[:1]
     out = tmp_path / "run.jsonl"
@@ -89,7 +84,7 @@ def test_header_records_dtype_and_a_run_in_another_dtype_is_not_resumed(tiny_pai
     header = json.loads(out.read_text().splitlines()[0])
     assert header["models"]["srm"]["runtime"] == {"device": "cpu", "dtype": "float32"}
     before = out.read_bytes()
-    bf16 = HFModel(tiny_qwen(tiny_tokenizer, seed=1, layers=4, hidden=64).to(torch.bfloat16), tiny_tokenizer, "tiny-srm")
+    bf16 = tiny_srm_bf16
     assert bf16.runtime["dtype"] == "bfloat16"
     with pytest.raises(EvalError, match="models differs"):
         _eval(Engine(bf16, tiny_pair[1]), problems, _cfg(), out)

@@ -151,19 +151,14 @@ def test_calibrate_saves_resumes_and_records_metadata(tiny_pair, tmp_path):
     assert m["runtime"] == {"device": "cpu", "dtype": "float32"}
 
 
-def test_calibration_in_another_dtype_is_not_resumed(tiny_pair, tiny_tokenizer, tmp_path):
-    import torch
-
-    from conftest import tiny_qwen
-    from tandem.backends.hf import HFModel
-
+def test_calibration_in_another_dtype_is_not_resumed(tiny_pair, tiny_srm_bf16, tmp_path):
     f = tmp_path / "p.jsonl"
     f.write_text("".join(json.dumps({"id": f"q{i}", "question": q, "answer": "4"}) + "\n" for i, q in enumerate(["2 + 2?", "8 / 2?"])))
     problems = load(str(f))
     cfg = RunConfig(method="srm", max_tokens=16, settings=Settings(window=2, delimiter=" ", max_step_tokens=8))
     out = tmp_path / "vec.pt"
     calibrate(Engine(tiny_pair[0], tiny_pair[0]), problems[:1], out, cfg, layer=2)
-    bf16 = HFModel(tiny_qwen(tiny_tokenizer, seed=1, layers=4, hidden=64).to(torch.bfloat16), tiny_tokenizer, "tiny-srm")
+    bf16 = tiny_srm_bf16
     with pytest.raises(SteeringError, match="other settings.*runtime"):
         calibrate(Engine(bf16, bf16), problems, out, cfg, layer=2, resume=True)
     # a parts folder written before tandem recorded the runtime resumes in any dtype

@@ -162,6 +162,21 @@ def test_cli_eval_sweep_report_analyze(tiny_pair_dirs, problems_file, tmp_path):
     table = (out / "report.md").read_text()
     assert "| lrm | lrm | - | 0.0% |" in table and "| te=0.5 |" in table and "1.00x" in table and "rankguide_te-0.5" in table
     assert (out / "pareto.png").stat().st_size > 10_000
+    title = table.splitlines()[2]
+    assert "(float32)" in title and "cpu" not in title  # CPU runs: the dtype alone
+
+    # a run on a GPU says so in the title: its latencies are another machine's
+    gpu = tmp_path / "gpu"
+    gpu.mkdir()
+    for name in ("srm.jsonl", "lrm.jsonl"):
+        lines = (out / name).read_text().splitlines()
+        header = json.loads(lines[0])
+        for m in header["models"].values():
+            m["runtime"]["device"] = "cuda:0"
+        (gpu / name).write_text("\n".join([json.dumps(header)] + lines[1:]) + "\n")
+    res = _cli("report", gpu, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "(float32, cuda:0)" in (gpu / "report.md").read_text().splitlines()[2]
 
     res = _cli("analyze", out / "srm.jsonl", out / "lrm.jsonl", "-o", tmp_path / "fig", cwd=tmp_path)
     assert res.returncode == 0, res.stderr

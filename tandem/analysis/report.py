@@ -128,10 +128,13 @@ def _place_labels(fig, ax, labels: list[tuple[str, tuple[float, float], str]]) -
 
 
 def _model(header: dict, role: str) -> str:
-    """A model's name with its dtype when the header records it (files before tandem did are unmarked)."""
+    """A model's name with its dtype, and its device when that is not the CPU (latency means nothing
+    without it); files written before tandem recorded the runtime are unmarked."""
     m = header["models"][role]
-    dtype = (m.get("runtime") or {}).get("dtype")
-    return f"{m['name']} ({dtype})" if dtype else m["name"]
+    runtime = m.get("runtime") or {}
+    marks = [runtime.get("dtype")] + ([runtime["device"]] if runtime.get("device", "cpu") != "cpu" else [])
+    marks = [x for x in marks if x]
+    return f"{m['name']} ({', '.join(marks)})" if marks else m["name"]
 
 
 def report(paths: list[str | Path], out: Path | None = None) -> Path:

@@ -372,6 +372,11 @@ def sweep(
     device: str = typer.Option("auto"),
     dtype: str = typer.Option("auto"),
     workers: int = typer.Option(1, min=1),
+    chunk: int = typer.Option(
+        0, min=0,
+        help="round-robin: every point solves the next N problems before any goes further, so a sweep "
+        "stopped at any time leaves all points on the same problems (0: one point after another)",
+    ),
 ):
     """Run every point of a methods x thresholds grid; resumable as a whole."""
     import shutil
@@ -391,9 +396,14 @@ def sweep(
         if config.resolve() != (out / "sweep.toml").resolve():
             shutil.copyfile(config, out / "sweep.toml")
         engine, _ = _load_engine(points[0][1], device, dtype)
-        for i, (name, cfg) in enumerate(points, 1):
-            errors = _eval_one(engine, problems, cfg, out / f"{name}.jsonl", dataset_info(dataset, split), workers, f"[{i}/{len(points)}] {name}")
-            failed += len(errors)
+        step = chunk or len(problems) or 1
+        ends = list(range(step, len(problems), step)) + [len(problems)]
+        for r, end in enumerate(ends, 1):
+            rnd = f"[{end}/{len(problems)}] " if len(ends) > 1 else ""
+            for i, (name, cfg) in enumerate(points, 1):
+                # an eval file resumes, so the prefix up to `end` solves only this round's new problems
+                errors = _eval_one(engine, problems[:end], cfg, out / f"{name}.jsonl", dataset_info(dataset, split), workers, f"{rnd}[{i}/{len(points)}] {name}")
+                failed += len(errors) if r == len(ends) else 0
     except USER_ERRORS as e:
         _fail(e)
     err.print(f"sweep done: {len(points)} points in {out}; next: tandem report {out}")

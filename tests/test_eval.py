@@ -193,6 +193,21 @@ def test_cli_eval_sweep_report_analyze(tiny_pair_dirs, problems_file, tmp_path):
     assert res.returncode == 2 and "differ" in res.stderr and one.read_bytes() == before
 
 
+def test_sweep_chunk_round_robin_keeps_points_on_the_same_problems(tiny_pair_dirs, problems_file, tmp_path):
+    srm, lrm = tiny_pair_dirs
+    grid = tmp_path / "grid.toml"
+    grid.write_text(f'max_tokens = 8\nsrm = "{srm}"\nlrm = "{lrm}"\n[settings]\nwindow = 2\n[[grid]]\nmethod = ["srm", "lrm"]\n')
+    out = tmp_path / "grid"
+    res = _cli("sweep", "-d", problems_file, "--limit", 2, "--chunk", 1, "--config", grid, "-o", out, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    done = [line.split("] ", 2)[-1] for line in res.stderr.splitlines() if " done, accuracy" in line]
+    # every point finishes problem 1 before any point starts problem 2
+    assert [d.split(",")[0] for d in done] == ["srm: 1/1 done", "lrm: 1/1 done", "srm: 2/2 done", "lrm: 2/2 done"]
+    for name in ("srm", "lrm"):
+        ids = [json.loads(x)["id"] for x in (out / f"{name}.jsonl").read_text().splitlines()[1:]]
+        assert ids == ["q0", "q1"]
+
+
 def test_pareto_labels_of_nearby_points_do_not_overlap():
     from tandem.analysis.report import _place_labels
     from tandem.analysis.runs import pyplot

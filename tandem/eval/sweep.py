@@ -11,6 +11,8 @@
 
 Each point is named after its method and its grid keys (``rankguide_te-0.7_tr1-5``)
 and written to ``OUT/<name>.jsonl``; re-running the sweep resumes every point.
+``tandem sweep --chunk N`` visits the points round-robin, N problems at a time,
+by resuming each eval file on a growing prefix of the problems.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from orchestration import decode_seconds_per_token  # noqa: E402
 
-from tandem.backends.loading import load_pair  # noqa: E402
+from tandem.backends.loading import ensure_loaded, load_pair  # noqa: E402
 from tandem.config import RunConfig, Settings  # noqa: E402
 from tandem.engine import Engine  # noqa: E402
 from tandem.eval.datasets import load  # noqa: E402
@@ -32,6 +32,7 @@ from tandem.eval.grading import grade  # noqa: E402
 
 def run(dtype: str, problems, max_tokens: int) -> dict:
     srm, lrm, load_s = load_pair(device="cpu", dtype=dtype)
+    load_s += ensure_loaded(lrm)
     engine = Engine(srm, lrm)
     speed = {m: 1 / decode_seconds_per_token(engine, m, problems[0].question) for m in ("srm", "lrm")}
     cfg = RunConfig(method="srm", max_tokens=max_tokens, settings=Settings(window=4))

@@ -152,12 +152,16 @@ def _print_summary(trace, load_s: float) -> None:
 
 
 def _load_engine(cfg, device: str, dtype: str):
-    from tandem.backends.loading import load_pair
+    """The pair, with the LRM's weights read now if ``cfg``'s method uses it (else on first use)."""
+    from tandem.backends.loading import ensure_loaded, load_pair
     from tandem.engine import Engine
+    from tandem.policies import get_policy
 
     _quiet_transformers()
     with err.status("loading models"):
         s, l, load_s = load_pair(cfg.srm, cfg.lrm, device, dtype, cfg.lrm_backend)
+        if get_policy(cfg.method).uses_lrm:
+            load_s += ensure_loaded(l)
     return Engine(s, l), load_s
 
 

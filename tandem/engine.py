@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from tandem.answer import last_boxed
-from tandem.backends.base import ENGINE, Context, Session
+from tandem.backends.base import ENGINE, Context, ModelUsage, Session
 from tandem.config import RunConfig
 from tandem.policies import Decision, Policy, Signals, StepView, get_policy
 from tandem.prompt import FINAL_ANSWER_CUE, INSTRUCTION, mentor_ids, prompt_ids, scoring_ids
@@ -164,7 +164,8 @@ class _Run:
         self.ctx = Context.from_prompt(prompt)
         self.steer = engine.steering(config)
         self.srm: Session = engine.srm.session("srm", s.layer, self.bounds.ids, self.steer)
-        self.lrm: Session = engine.lrm.session("lrm")
+        # opened before the clock starts: a deferred LRM reads its weights here, never inside latency
+        self.lrm: Session | None = engine.lrm.session("lrm") if self.policy.uses_lrm else None
         self.window = RankWindow(engine.srm.hidden_size, s.window, s.eps, s.dims)
         self.sampler = Sampler(s.temperature, s.top_p, config.seed)
         self.steps: list[Step] = []
@@ -206,6 +207,8 @@ class _Run:
         return Signals(entropy=h, ranks=self.window.ranks)
 
     def session(self, writer: str) -> Session:
+        if writer == "lrm" and self.lrm is None:
+            raise RuntimeError(f"policy {self.policy.name!r} chose the LRM but declares uses_lrm = False")
         return self.srm if writer == "srm" else self.lrm
 
     def count(self, key: str, n: int = 1) -> None:
@@ -383,7 +386,7 @@ class _Run:
             latency_s=latency,
             config=self.config.model_dump(),
             steps=self.steps,
-            usage={"srm": self.srm.usage, "lrm": self.lrm.usage},
+            usage={"srm": self.srm.usage, "lrm": self.lrm.usage if self.lrm else ModelUsage()},
             finish_reason=finish,
             meta=meta,
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import threading
 import time
 from pathlib import Path
 
@@ -39,27 +40,107 @@ def resolve_dtype(dtype: str, device: str):
         raise ModelLoadError(f"dtype must be auto, float32, bfloat16 or float16, got {dtype!r}") from None
 
 
-def load_model(spec: str, role: str, device: str = "auto", dtype: str = "auto") -> HFModel:
-    """Load one model in-process with transformers."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    device = resolve_device(device)
+def _source(spec: str, role: str) -> tuple[str | Path, str]:
+    """(path to load from, display name) of a model spec."""
     if spec == "embedded":
-        path, name = prepare(role), EMBEDDED[role].name
-    else:
-        path, name = spec, Path(spec).name if Path(spec).exists() else spec
+        return prepare(role), EMBEDDED[role].name
+    return spec, Path(spec).name if Path(spec).exists() else spec
+
+
+def _cannot_load(spec: str, role: str, e: Exception) -> ModelLoadError:
+    return ModelLoadError(
+        f"cannot load {role.upper()} model {spec!r}: {e}. Give a local folder, a model already in "
+        "the Hugging Face cache (tandem never downloads), or `embedded`."
+    )
+
+
+def _load_weights(spec: str, role: str, path, device: str, dtype: str):
+    from transformers import AutoModelForCausalLM
+
     try:
         # local_files_only: tandem never downloads; fetch hub models beforehand (e.g. `hf download ID`)
-        tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        lm = AutoModelForCausalLM.from_pretrained(path, dtype=resolve_dtype(dtype, device), local_files_only=True).to(device)
+        return AutoModelForCausalLM.from_pretrained(path, dtype=resolve_dtype(dtype, device), local_files_only=True).to(device)
     except OSError as e:
-        raise ModelLoadError(
-            f"cannot load {role.upper()} model {spec!r}: {e}. Give a local folder, a model already in "
-            "the Hugging Face cache (tandem never downloads), or `embedded`."
-        ) from None
-    hf = HFModel(lm, tok, name=name, source=str(path))
+        raise _cannot_load(spec, role, e) from None
+
+
+def _load_tokenizer(spec: str, role: str, path):
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(path, local_files_only=True)
+    except OSError as e:
+        raise _cannot_load(spec, role, e) from None
+
+
+def load_model(spec: str, role: str, device: str = "auto", dtype: str = "auto") -> HFModel:
+    """Load one model in-process with transformers."""
+    device = resolve_device(device)
+    path, name = _source(spec, role)
+    tok = _load_tokenizer(spec, role, path)
+    hf = HFModel(_load_weights(spec, role, path, device, dtype), tok, name=name, source=str(path))
     hf.fingerprint = fingerprint(spec, role, Path(path))
     return hf
+
+
+class DeferredModel:
+    """An in-process model whose weights are read on first use; everything else is known at once.
+
+    Why: the SRM-only baseline never runs the LRM, and reading a large LRM's
+    weights for it costs minutes and most of a GPU. What a results header
+    records about a model (name, source, fingerprint, device, dtype) and the
+    tokenizer the pair check needs are known before the weights are read, so a
+    header is the same whether or not the weights were ever loaded, and a file
+    started by an SRM-only run resumes under any later one. The engine opens a
+    method's sessions before it starts a problem's clock, so loading never
+    counts as latency. Any attribute not held here loads the model (once,
+    thread-safe) and is the loaded HFModel's.
+    """
+
+    def __init__(self, spec: str, role: str, device: str = "auto", dtype: str = "auto"):
+        import torch
+
+        self._args = (spec, role, resolve_device(device), dtype)
+        self._model: HFModel | None = None
+        self._lock = threading.Lock()
+        path, self.name = _source(spec, role)
+        self.source = str(path)
+        self.tokenizer = _load_tokenizer(spec, role, path)
+        self.fingerprint = fingerprint(spec, role, Path(path))
+        dev = torch.device(self._args[2])
+        if dev.type == "cuda" and dev.index is None:  # where .to("cuda") puts it, as HFModel reports it
+            dev = torch.device("cuda", torch.cuda.current_device())
+        self.runtime = {"device": str(dev), "dtype": str(resolve_dtype(dtype, self._args[2])).removeprefix("torch.")}
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    def load(self) -> HFModel:
+        with self._lock:
+            if self._model is None:
+                spec, role, device, dtype = self._args
+                path, _ = _source(spec, role)
+                hf = HFModel(_load_weights(spec, role, path, device, dtype), self.tokenizer, name=self.name, source=self.source)
+                hf.fingerprint = self.fingerprint
+                if hf.runtime != self.runtime:  # a header may already name self.runtime
+                    raise ModelLoadError(f"{role.upper()} loaded as {hf.runtime}, expected {self.runtime}")
+                self._model = hf
+            return self._model
+
+    def __getattr__(self, attr: str):
+        if attr.startswith("_"):  # not set yet (e.g. during unpickling): never load for these
+            raise AttributeError(attr)
+        return getattr(self.load(), attr)
+
+
+def ensure_loaded(model) -> float:
+    """Read a deferred model's weights now; seconds it took (0 for a model already in memory)."""
+    if not isinstance(model, DeferredModel) or model.loaded:
+        return 0.0
+    t0 = time.perf_counter()
+    model.load()
+    return time.perf_counter() - t0
 
 
 def fingerprint(spec: str, role: str, path: Path) -> dict:
@@ -147,13 +228,16 @@ def load_remote(url: str, tokenizer):
 
 
 def load_pair(srm: str = "embedded", lrm: str = "embedded", device: str = "auto", dtype: str = "auto", lrm_backend: str = "hf"):
-    """Load both models and check they can continue each other's token ids; returns (srm, lrm, seconds)."""
+    """Load both models and check they can continue each other's token ids; returns (srm, lrm, seconds).
+
+    An in-process LRM comes back as a ``DeferredModel``: its weights are read
+    when a method first needs it (``ensure_loaded`` reads them now)."""
     t0 = time.perf_counter()
     s = load_model(srm, "srm", device, dtype)
     if lrm_backend == "remote" or lrm.startswith(("http://", "https://")):
         return s, load_remote(lrm, s.tokenizer), time.perf_counter() - t0
     if lrm_backend == "llamacpp":
         return s, load_llamacpp(lrm, s.tokenizer), time.perf_counter() - t0
-    l = load_model(lrm, "lrm", device, dtype)  # noqa: E741
+    l = DeferredModel(lrm, "lrm", device, dtype)  # noqa: E741
     check_same_tokenizer(s.tokenizer, l.tokenizer, s.name, l.name)
     return s, l, time.perf_counter() - t0

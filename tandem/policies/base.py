@@ -71,6 +71,7 @@ class Review:
 class Policy:
     name: ClassVar[str] = "base"
     needs_srm: ClassVar[bool] = True  # run the SRM at every step start (signals need it)
+    uses_lrm: ClassVar[bool] = True  # False: the LRM is never asked, so its weights need not be loaded
     reuse_glimpse: bool = True  # an SRM step starts from the step-start distribution already computed
     reads: ClassVar[tuple[str, ...]] = ()  # settings this method uses (reports show these)
     reviews: ClassVar[bool] = False  # after each SRM step the engine gets the LRM's 0-9 score and calls review()

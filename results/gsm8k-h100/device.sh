@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The run behind RESULTS.md "200 GSM8K problems on one H100": the embedded pair (bfloat16) on a
+# The run behind RESULTS.md "GSM8K on one H100" (91 of the 200 problems asked): the embedded pair (bfloat16) on a
 # lent GPU machine that has PyTorch but no network and none of tandem's other packages.
 #
 # Everything reaches that machine by file: the wheels tandem needs (.whl/, listed below) and the two

@@ -1,7 +1,11 @@
 """``tandem report``: the paper's Table 1 (Markdown) and Fig. 3-style Pareto plot from eval files.
 
 Latency is relative to the LRM-only run and steps relative to the SRM-only
-run when those runs are among the inputs (else the columns show "-").
+run when those runs are among the inputs (else the columns show "-"). A
+second table pairs every run with the SRM-only and LRM-only runs on the same
+problems (gained / lost, exact McNemar p) and gives each accuracy its 95%
+interval: at a few hundred problems most gaps between routers are noise, and
+the report should say which are not.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ import textwrap
 from pathlib import Path
 
 from tandem.analysis.runs import Run, common_ids, load_runs, pyplot, summarize
+from tandem.analysis.stats import paired, wilson
 
 METHOD_ORDER = ["srm", "lrm", "specreason", "glimprouter", "mentorcollab", "rankguide"]
 
@@ -62,6 +67,25 @@ def table(runs: list[Run]) -> tuple[str, list[dict]]:
             f"| {_fmt(r['validation_ratio'], '.3f')} | {_fmt(r['lrm_share'], '.1%')} |"
         )
     return "\n".join(lines) + "\n", rows
+
+
+def paired_table(runs: list[Run], rows: list[dict]) -> str:
+    """Each run against the SRM-only and LRM-only runs, problem by problem, in the order of ``rows``."""
+    ids = common_ids(runs)
+    correct = {r.name: {i: bool(rec["correct"]) for i, rec in r.by_id().items()} for r in runs}
+    bases = [(m, _baseline(rows, m)) for m in ("srm", "lrm")]
+    bases = [(m, b) for m, b in bases if b]
+    lines = [
+        f"Paired on the same {len(ids)} problems: +problems the run solves and the {' / '.join(m.upper() for m, _ in bases)}-only "
+        "run does not, -the other way round; p: exact McNemar test (two-sided). Accuracy with its 95% Wilson interval.\n",
+        "| run | acc. (95% CI) | " + " | ".join(f"vs {m.upper()}-only" for m, _ in bases) + " |",
+        "|---|---|" + "---|" * len(bases),
+    ]
+    for r in rows:
+        lo, hi = wilson(sum(correct[r["name"]][i] for i in ids), len(ids))
+        cells = ["-" if b is r else str(paired(correct[r["name"]], correct[b["name"]], ids)) for _, b in bases]
+        lines.append(f"| {r['name']} | {r['accuracy']:.1%} ({lo:.1%}-{hi:.1%}) | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def _baseline(rows: list[dict], method: str) -> dict | None:
@@ -144,6 +168,8 @@ def report(paths: list[str | Path], out: Path | None = None) -> Path:
     out = out or (first if first.is_dir() else first.parent)
     out.mkdir(parents=True, exist_ok=True)
     md, rows = table(runs)
+    if common_ids(runs) and (_baseline(rows, "srm") or _baseline(rows, "lrm")):
+        md += "\n" + paired_table(runs, rows)
     h = runs[0].header
     title = f"{h['dataset'].get('name')} ({len(common_ids(runs))} problems) · {_model(h, 'srm')} / {_model(h, 'lrm')}"
     (out / "report.md").write_text(f"# tandem report\n\n{title}\n\n{md}\n![pareto](pareto.png)\n")

@@ -1,0 +1,73 @@
+"""Paired significance in `tandem report`: the arithmetic, and the table it writes from real eval files."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tandem.analysis.report import report
+from tandem.analysis.stats import format_p, mcnemar_exact, paired, wilson
+from tandem.config import RunConfig
+
+
+def test_exact_mcnemar_matches_the_binomial_tail():
+    # 8 gained, 5 lost: 2 * P(X <= 5), X ~ Bin(13, 1/2) = 2 * 2380 / 8192
+    assert mcnemar_exact(8, 5) == pytest.approx(2 * 2380 / 8192)
+    assert mcnemar_exact(5, 8) == mcnemar_exact(8, 5)
+    assert mcnemar_exact(27, 8) == pytest.approx(0.0018782, abs=1e-7)  # R: binom.test(8, 35)$p.value
+    assert mcnemar_exact(0, 0) == 1.0 and mcnemar_exact(3, 3) == 1.0
+    assert mcnemar_exact(0, 6) == pytest.approx(2 / 64)
+
+
+def test_wilson_interval_known_values():
+    assert wilson(5, 10) == pytest.approx((0.2366, 0.7634), abs=1e-4)
+    lo, hi = wilson(0, 10)
+    assert lo == 0.0 and hi == pytest.approx(0.2775, abs=1e-4)
+    assert wilson(0, 0) == (0.0, 1.0)
+
+
+def test_p_values_print_with_two_significant_digits():
+    assert [format_p(p) for p in (1.0, 0.581, 0.0143, 0.0019, 0.0004)] == ["1", "0.58", "0.014", "0.0019", "< 0.001"]
+
+
+def test_paired_counts_only_discordant_problems():
+    a = {"1": True, "2": True, "3": False, "4": False}
+    b = {"1": True, "2": False, "3": True, "4": False}
+    r = paired(a, b, ["1", "2", "3", "4"])
+    assert (r.gained, r.lost) == (1, 1) and str(r) == "+1 / -1 (p = 1)"
+
+
+def _write_run(path, method: str, correct: list[bool], **settings):
+    header = {
+        "type": "header",
+        "config": RunConfig(method=method, settings=settings).model_dump(),
+        "dataset": {"name": "gsm8k", "split": "test"},
+        "models": {r: {"name": r, "runtime": {"device": "cpu", "dtype": "bfloat16"}} for r in ("srm", "lrm")},
+        "steer": None,
+    }
+    lines = [header]
+    for i, ok in enumerate(correct):
+        lrm_tokens = 10 if method != "srm" else 0
+        lines.append({
+            "type": "result", "id": f"q{i}", "correct": ok, "latency_s": 1.0 + lrm_tokens / 10, "generated_tokens": 20,
+            "validation_ratio": 0.0, "steps": [{"signals": {"r1": None}}],
+            "usage": {"srm": {"completion_tokens": 20 - lrm_tokens}, "lrm": {"completion_tokens": lrm_tokens}},
+        })
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines))
+
+
+def test_report_pairs_every_run_with_both_baselines(tmp_path):
+    # 40 problems: the LRM solves 0-19, the SRM 0-9 and 30-31, the router 0-14 and 30
+    n = 40
+    _write_run(tmp_path / "lrm.jsonl", "lrm", [i < 20 for i in range(n)])
+    _write_run(tmp_path / "srm.jsonl", "srm", [i < 10 or i in (30, 31) for i in range(n)])
+    _write_run(tmp_path / "rankguide_te0.9.jsonl", "rankguide", [i < 15 or i == 30 for i in range(n)], te=0.9)
+    md = (report([tmp_path]) / "report.md").read_text()
+    assert "Paired on the same 40 problems" in md
+    rows = {line.split(" | ")[0].strip("| "): line for line in md.splitlines() if line.startswith("| ") and "%" in line}
+    # router vs SRM: gains 10-14 (5), loses 31 (1); vs LRM: gains 30 (1), loses 15-19 (5)
+    assert f"| +5 / -1 (p = {format_p(mcnemar_exact(5, 1))}) | +1 / -5 (p = {format_p(mcnemar_exact(1, 5))}) |" in rows["rankguide_te0.9"]
+    assert "| 40.0% (" in rows["rankguide_te0.9"]
+    assert "| - | +2 / -10 (p = 0.039) |" in rows["srm"]
+    assert rows["lrm"].endswith(f"| +10 / -2 (p = {format_p(mcnemar_exact(10, 2))}) | - |")

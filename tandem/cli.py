@@ -35,6 +35,10 @@ WRITER_STYLE = {"srm": "cyan", "lrm": "magenta"}
 # options several commands share, defined once
 DATASET = typer.Option(..., "--dataset", "-d", help="gsm8k | math500 | path/to/problems.jsonl")
 LRM_BACKEND = typer.Option(None, "--lrm-backend", help="hf (default) | llamacpp (in-process GGUF); a URL --lrm implies remote")
+SHARD = typer.Option(
+    None, "--shard", help="K/N: solve every N-th problem from the K-th (one of N processes), into NAME.K-of-N.jsonl; "
+    "report and analyze read the N files as one run",
+)
 
 
 def _quiet_transformers() -> None:
@@ -237,10 +241,11 @@ def eval_(
     answer_field: str = typer.Option("answer", help="JSONL field with the gold answer"),
     id_field: str = typer.Option("id", help="JSONL field with the problem id"),
     tests_field: str = typer.Option("tests", help="JSONL field with code tests [{input, output}]"),
+    shard: Optional[str] = SHARD,
 ):
     """Solve and grade a dataset; one JSON line per problem, resumable."""
     from tandem.config import build_config
-    from tandem.eval import datasets
+    from tandem.eval import datasets, shards
     from tandem.eval.runner import dataset_info
     from tandem.policies import get_policy
 
@@ -248,10 +253,13 @@ def eval_(
         cfg = build_config(config, set_, method=method, seed=seed, max_tokens=max_tokens, srm=srm, lrm=lrm,
                            lrm_backend=lrm_backend, steer=_steer(steer), verifier_file=str(verifier) if verifier else None)
         get_policy(cfg.method)
+        part = shards.parse(shard)
         fields = _fields(question_field, answer_field, id_field, tests_field)
-        problems = datasets.load(dataset, split, limit, fields)
+        problems = shards.select(datasets.load(dataset, split, limit, fields), part)
         engine, _ = _load_engine(cfg, device, dtype)
-        errors = _eval_one(engine, problems, cfg, out, dataset_info(dataset, split, fields), workers, cfg.method)
+        info = dataset_info(dataset, split, fields) | shards.info(part)
+        label = cfg.method + (f" [shard {shard}]" if part else "")
+        errors = _eval_one(engine, problems, cfg, shards.path(out, part), info, workers, label)
     except USER_ERRORS as e:
         _fail(e)
     if errors:
@@ -381,11 +389,12 @@ def sweep(
         help="round-robin: every point solves the next N problems before any goes further, so a sweep "
         "stopped at any time leaves all points on the same problems (0: one point after another)",
     ),
+    shard: Optional[str] = SHARD,
 ):
     """Run every point of a methods x thresholds grid; resumable as a whole."""
     import shutil
 
-    from tandem.eval import datasets
+    from tandem.eval import datasets, shards
     from tandem.eval.runner import dataset_info
     from tandem.eval.sweep import expand
     from tandem.policies import get_policy
@@ -395,7 +404,8 @@ def sweep(
         points = expand(config)
         for _, cfg in points:
             get_policy(cfg.method)
-        problems = datasets.load(dataset, split, limit)
+        part = shards.parse(shard)
+        problems = shards.select(datasets.load(dataset, split, limit), part)
         out.mkdir(parents=True, exist_ok=True)
         if config.resolve() != (out / "sweep.toml").resolve():
             shutil.copyfile(config, out / "sweep.toml")
@@ -406,7 +416,8 @@ def sweep(
             rnd = f"[{end}/{len(problems)}] " if len(ends) > 1 else ""
             for i, (name, cfg) in enumerate(points, 1):
                 # an eval file resumes, so the prefix up to `end` solves only this round's new problems
-                errors = _eval_one(engine, problems[:end], cfg, out / f"{name}.jsonl", dataset_info(dataset, split), workers, f"{rnd}[{i}/{len(points)}] {name}")
+                errors = _eval_one(engine, problems[:end], cfg, shards.path(out / f"{name}.jsonl", part),
+                                   dataset_info(dataset, split) | shards.info(part), workers, f"{rnd}[{i}/{len(points)}] {name}")
                 failed += len(errors) if r == len(ends) else 0
     except USER_ERRORS as e:
         _fail(e)

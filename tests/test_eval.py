@@ -208,6 +208,61 @@ def test_sweep_chunk_round_robin_keeps_points_on_the_same_problems(tiny_pair_dir
         assert ids == ["q0", "q1"]
 
 
+def test_sweep_in_two_shard_processes_reads_back_as_one_run(tiny_pair_dirs, problems_file, tmp_path):
+    """Two processes at once, each every other problem into its own file; report and load_runs see one run
+    per point, equal to the unsharded run."""
+    from tandem.analysis.runs import load_runs
+
+    srm, lrm = tiny_pair_dirs
+    grid = tmp_path / "grid.toml"
+    grid.write_text(f'max_tokens = 8\nsrm = "{srm}"\nlrm = "{lrm}"\n[settings]\nwindow = 2\n[[grid]]\nmethod = ["srm", "lrm"]\n')
+    out = tmp_path / "grid"
+    cmd = [sys.executable, "-m", "tandem.cli", "sweep", "-d", str(problems_file), "--config", str(grid), "-o", str(out)]
+    procs = [subprocess.Popen(cmd + ["--shard", f"{k}/2"], cwd=tmp_path, stderr=subprocess.PIPE, text=True) for k in (0, 1)]
+    for p in procs:
+        assert p.wait(timeout=600) == 0, p.stderr.read()
+    assert sorted(f.name for f in out.glob("*.jsonl")) == ["lrm.0-of-2.jsonl", "lrm.1-of-2.jsonl", "srm.0-of-2.jsonl", "srm.1-of-2.jsonl"]
+    shard0 = [json.loads(x) for x in (out / "srm.0-of-2.jsonl").read_text().splitlines()]
+    assert shard0[0]["dataset"]["shard"] == "0/2" and [r["id"] for r in shard0[1:]] == ["q0", "q2"]
+
+    whole = tmp_path / "srm.jsonl"
+    res = _cli("eval", "-d", problems_file, "-m", "srm", "--srm", srm, "--lrm", lrm, "--max-tokens", 8, "--set", "window=2", "-o", whole, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    runs = {r.name: r for r in load_runs([out])}
+    assert sorted(runs) == ["lrm", "srm"] and runs["srm"].header["shards"] == ["0/2", "1/2"]
+    assert [(r["id"], r["text"]) for r in runs["srm"].results] == [(r["id"], r["text"]) for r in load_runs([whole])[0].results]
+
+    res = _cli("report", out, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "Problems: 3" in (out / "report.md").read_text() and "| srm | srm |" in (out / "report.md").read_text()
+
+    res = _cli("eval", "-d", problems_file, "-m", "srm", "--shard", "2/2", "-o", tmp_path / "x.jsonl", cwd=tmp_path)
+    assert res.returncode == 2 and "K must be in 0..N-1" in res.stderr and not (tmp_path / "x.2-of-2.jsonl").exists()
+
+
+def test_shard_files_of_different_runs_are_not_merged(tmp_path):
+    from tandem.analysis.runs import load_runs
+    from tandem.eval import shards
+
+    assert shards.parse("1/4") == (1, 4) and shards.parse(None) is None
+    for bad in ("4/4", "1", "a/b", "0/0"):
+        with pytest.raises(shards.ShardError):
+            shards.parse(bad)
+    assert shards.select(list(range(7)), (1, 3)) == [1, 4]
+    assert shards.path(tmp_path / "rg.jsonl", (1, 3)).name == "rg.1-of-3.jsonl"
+    assert shards.split_stem("rankguide_te-0.9.1-of-3") == ("rankguide_te-0.9", 1, 3) and shards.split_stem("srm") is None
+
+    def write(name, te, shard):
+        cfg = RunConfig(method="rankguide", settings=Settings(te=te)).model_dump()
+        header = {"type": "header", "config": cfg, "dataset": {"name": "p", "split": "test", "shard": shard}, "models": {}, "steer": None}
+        (tmp_path / name).write_text(json.dumps(header) + "\n")
+
+    write("rg.0-of-2.jsonl", 0.9, "0/2")
+    write("rg.1-of-2.jsonl", 1.1, "1/2")
+    with pytest.raises(EvalError, match="hold different runs"):
+        load_runs([tmp_path])
+
+
 def test_pareto_labels_of_nearby_points_do_not_overlap():
     from tandem.analysis.report import _place_labels
     from tandem.analysis.runs import pyplot

@@ -2,7 +2,8 @@
 
 Runs are compared on the problems they all finished (the intersection of
 ids), so a run that is still going cannot flatter or hurt a method by having
-solved a different subset.
+solved a different subset. The files of one run split over processes
+(``NAME.K-of-N.jsonl``, see ``tandem.eval.shards``) are read back as one run.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-from tandem.eval.runner import EvalError, ResultsFile
+from tandem.eval import shards
+from tandem.eval.runner import IDENTITY, EvalError, ResultsFile, canonical
 
 
 @dataclass
@@ -63,15 +65,45 @@ def load_runs(paths: list[str | Path]) -> list[Run]:
             files.append(p)
         else:
             raise EvalError(f"no such file or folder: {p}")
-    runs = []
+    runs, parts = [], {}
     for f in files:
         header, results, _ = ResultsFile(f).read()
         if header is None:
             raise EvalError(f"{f}: not a tandem eval file (no header)")
-        runs.append(Run(f.stem, f, header, results))
+        run = Run(f.stem, f, header, results)
+        shard = shards.split_stem(f.stem)
+        if shard is None:
+            runs.append(run)
+        else:
+            if shard[0] not in parts:
+                runs.append(shard[0])  # placeholder: the merged run takes the first shard's place
+            parts.setdefault(shard[0], []).append((shard[1], shard[2], run))
     if not runs:
         raise EvalError(f"no eval files found in {', '.join(map(str, paths))}")
-    return runs
+    return [merge_shards(r, parts[r]) if isinstance(r, str) else r for r in runs]
+
+
+def merge_shards(name: str, parts: list[tuple[int, int, Run]]) -> Run:
+    """The shard files of one run as one run, results back in problem order (shard K's j-th problem
+    is problem j*N + K)."""
+    counts = {n for _, n, _ in parts}
+    ks = [k for k, _, _ in parts]
+    first = parts[0][2]
+    if len(counts) > 1 or len(set(ks)) < len(ks):
+        raise EvalError(f"the shard files of {name} do not fit together: {', '.join(str(r.path) for *_, r in parts)}")
+
+    def identity(run: Run) -> str:
+        h = dict(run.header, dataset={k: v for k, v in run.header.get("dataset", {}).items() if k != "shard"})
+        return canonical({k: h.get(k) for k in IDENTITY})
+
+    for _, _, run in parts:
+        if identity(run) != identity(first):
+            raise EvalError(f"{run.path} and {first.path} are shards of {name} but hold different runs (settings, models or data)")
+    (n,) = counts
+    order = {(j * n + k): rec for k, _, run in parts for j, rec in enumerate(run.results)}
+    header = dict(first.header, dataset={k: v for k, v in first.header["dataset"].items() if k != "shard"},
+                  shards=[f"{k}/{n}" for k in sorted(ks)])
+    return Run(name, first.path.with_name(f"{name}.jsonl"), header, [order[i] for i in sorted(order)])
 
 
 def common_ids(runs: list[Run]) -> list[str]:

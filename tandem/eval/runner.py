@@ -136,7 +136,7 @@ class ResultsFile:
                 f.write(json.dumps(header, ensure_ascii=False) + "\n")
             return {}
         old = dict(old, config=_upgrade(old.get("config")), models=_upgrade_models(old.get("models"), header.get("models")))
-        diff = [k for k in IDENTITY if _canon(old.get(k)) != _canon(header.get(k))]
+        diff = [k for k in IDENTITY if canonical(old.get(k)) != canonical(header.get(k))]
         if diff:
             raise EvalError(
                 f"{self.path} holds a different run ({', '.join(diff)} differ{'s' if len(diff) == 1 else ''}); "
@@ -171,7 +171,7 @@ def _upgrade_models(old: dict | None, new: dict | None) -> dict | None:
             for role, e in old.items()}
 
 
-def _canon(x) -> str:
+def canonical(x) -> str:
     return json.dumps(x, sort_keys=True)
 
 

@@ -123,6 +123,13 @@ def test_parallel_workers_give_the_same_records(tiny_pair, problems_file, tmp_pa
     three, _ = _eval(engine, problems, _cfg(), tmp_path / "b.jsonl", workers=3)
     strip = lambda rs: [(r["id"], r["text"], [s["writer"] for s in r["steps"]]) for r in rs]  # noqa: E731
     assert strip(one) == strip(three)
+    assert {r["workers"] for r in one} == {1} and {r["workers"] for r in three} == {3}
+
+    # the report says which latencies were measured with problems in flight
+    from tandem.analysis.report import report
+
+    md = (report([tmp_path / "a.jsonl", tmp_path / "b.jsonl"], tmp_path / "rep") / "report.md").read_text()
+    assert "several problems in flight (`--workers`), not one at a time: b (3)." in md and "a (1)" not in md
 
 
 def test_jsonl_errors_name_the_line(tmp_path):

@@ -88,6 +88,19 @@ def paired_table(runs: list[Run], rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _concurrency_note(runs: list[Run]) -> str:
+    """Runs whose problems were solved several at a time (``--workers``): their latencies are not single-stream."""
+    ids = set(common_ids(runs))
+    marks = []
+    for r in runs:
+        ws = sorted({rec.get("workers", 1) for rec in r.results if rec["id"] in ids})
+        if ws and ws != [1]:
+            marks.append(f"{r.name} ({'/'.join(map(str, ws))})")
+    if not marks:
+        return ""
+    return "Latency measured with several problems in flight (`--workers`), not one at a time: " + ", ".join(marks) + "."
+
+
 def _baseline(rows: list[dict], method: str) -> dict | None:
     """The unsteered run of ``method`` that the relative columns divide by."""
     return next((r for r in rows if r["method"] == method and not r["steered"]), None)
@@ -168,6 +181,9 @@ def report(paths: list[str | Path], out: Path | None = None) -> Path:
     out = out or (first if first.is_dir() else first.parent)
     out.mkdir(parents=True, exist_ok=True)
     md, rows = table(runs)
+    shared = _concurrency_note(runs)
+    if shared:
+        md += "\n" + shared + "\n"
     if common_ids(runs) and (_baseline(rows, "srm") or _baseline(rows, "lrm")):
         md += "\n" + paired_table(runs, rows)
     h = runs[0].header

@@ -249,6 +249,7 @@ def run_eval(
                 except Exception as e:  # noqa: BLE001 - reported per problem, the run goes on
                     errors[p.id] = f"{type(e).__name__}: {e}"
                 else:
+                    rec["workers"] = max(1, workers)  # problems in flight: latency was measured under that sharing
                     results.append(rec)
                     done[p.id] = rec
                     if on_result:

@@ -36,6 +36,7 @@ def test_paired_counts_only_discordant_problems():
     b = {"1": True, "2": False, "3": True, "4": False}
     r = paired(a, b, ["1", "2", "3", "4"])
     assert (r.gained, r.lost) == (1, 1) and str(r) == "+1 / -1 (p = 1)"
+    assert str(paired({str(i): True for i in range(12)}, {str(i): False for i in range(12)}, [str(i) for i in range(12)])) == "+12 / -0 (p < 0.001)"
 
 
 def _write_run(path, method: str, correct: list[bool], **settings):

@@ -23,7 +23,8 @@ class Paired:
     p: float
 
     def __str__(self) -> str:
-        return f"+{self.gained} / -{self.lost} (p = {format_p(self.p)})"
+        p = format_p(self.p)
+        return f"+{self.gained} / -{self.lost} (p {p if p.startswith('<') else '= ' + p})"
 
 
 def mcnemar_exact(gained: int, lost: int) -> float:

@@ -92,8 +92,12 @@ def analyze(paths: list[str | Path], out: Path, tr1: int | None = None, tr2: int
         ax.set_ylabel("share of samples")
         if values:
             ax.set_xlim(values[0] - 1, values[-1] + 1)
-            if len(values) <= 12:
+            if len(values) <= 12 and values[-1] - values[0] <= 15:  # a tick per value only where they cannot crowd
                 ax.set_xticks(values)
+            else:
+                from matplotlib.ticker import MaxNLocator
+
+                ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylim(0, 1.25 if len(values) == 1 else None)
         ax.legend(frameon=False, loc="upper left")
         md.append(f"- min {rk}: correct {_stats(groups['correct'])}; incorrect {_stats(groups['incorrect'])}")

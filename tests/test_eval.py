@@ -132,6 +132,37 @@ def test_parallel_workers_give_the_same_records(tiny_pair, problems_file, tmp_pa
     assert "several problems in flight (`--workers`), not one at a time: b (3)." in md and "a (1)" not in md
 
 
+def test_records_say_where_and_under_what_load_they_were_measured(tiny_pair, problems_file, tmp_path):
+    """Each record names its machine, time and load; a report over files that span machines, or whose
+    problems ran beside other work, says so (here a resume on another machine is written by hand)."""
+    import platform
+
+    from tandem.analysis.report import report
+
+    engine = Engine(*tiny_pair)
+    problems = load(str(problems_file))
+    records, _ = _eval(engine, problems, _cfg(), tmp_path / "a.jsonl")
+    host = records[0]["host"]
+    assert host["node"] == platform.node() and host["cpus"] >= 1 and host["torch_threads"] >= 1 and host["cpu"]
+    assert all(r["finished"].endswith("+00:00") and isinstance(r["load"], float) for r in records)
+
+    # two copies of that run: a as measured on a quiet machine; b the same, but its last problem finished on
+    # another machine while other work loaded it ("~" sorts that machine after any host name)
+    lines = (tmp_path / "a.jsonl").read_text().splitlines()
+    quiet = [lines[0]] + [json.dumps(dict(json.loads(x), load=0.1)) for x in lines[1:]]
+    (tmp_path / "a.jsonl").write_text("\n".join(quiet) + "\n")
+    md = (report([tmp_path / "a.jsonl"], tmp_path / "rep") / "report.md").read_text()
+    assert "more than one machine" not in md and "load average" not in md
+
+    last = dict(json.loads(quiet[-1]), host=dict(host, node="~other-box", cpus=2), load=4.2)
+    (tmp_path / "b.jsonl").write_text("\n".join(quiet[:-1] + [json.dumps(last)]) + "\n")
+    md = (report([tmp_path / "a.jsonl", tmp_path / "b.jsonl"], tmp_path / "rep") / "report.md").read_text()
+    here = f"A = {platform.node()}: {host['gpu'] or host['cpu']}, {host['cpus']} CPUs"
+    assert f"Latency measured on more than one machine: {here}; B = ~other-box:" in md
+    assert "Problems per machine: a A 3, b A 2 / B 1." in md
+    assert "above 1.5x its CPUs (other work sharing them): b (1 of 3)." in md
+
+
 def test_jsonl_errors_name_the_line(tmp_path):
     f = tmp_path / "bad.jsonl"
     f.write_text('{"id": "a", "question": "q", "answer": "1"}\n\n{"id": "b", "question": "q"\n')

@@ -101,6 +101,46 @@ def _concurrency_note(runs: list[Run]) -> str:
     return "Latency measured with several problems in flight (`--workers`), not one at a time: " + ", ".join(marks) + "."
 
 
+def _host_label(h: dict | None) -> str:
+    if not h:
+        return "not recorded"
+    return f"{h.get('node')}: {h.get('gpu') or h.get('cpu')}, {h.get('cpus')} CPUs"
+
+
+def _host_note(runs: list[Run]) -> str:
+    """Latencies from more than one machine (a resumed file may span several): how many problems of each run
+    each machine measured, so that a reader compares runs only where they shared the machines alike."""
+    ids = set(common_ids(runs))
+    per_run = {r.name: {} for r in runs}
+    for r in runs:
+        for rec in r.results:
+            if rec["id"] in ids:
+                label = _host_label(rec.get("host"))
+                per_run[r.name][label] = per_run[r.name].get(label, 0) + 1
+    hosts = sorted({h for counts in per_run.values() for h in counts})
+    if len(hosts) < 2:
+        return ""
+    names = {h: chr(ord("A") + i) for i, h in enumerate(hosts)}
+    lines = ["Latency measured on more than one machine: " + "; ".join(f"{names[h]} = {h}" for h in hosts) + ". Problems per machine:"]
+    lines += [f"{n} " + " / ".join(f"{names[h]} {c}" for h, c in sorted(counts.items())) for n, counts in per_run.items()]
+    return lines[0] + " " + ", ".join(lines[1:]) + "."
+
+
+def _load_note(runs: list[Run]) -> str:
+    """Problems finished while other work loaded the machine (1-minute load average above its CPUs by half
+    again): their latencies were slowed by it. The load average lags, so this flags, it does not measure."""
+    ids = set(common_ids(runs))
+    marks = []
+    for r in runs:
+        rs = [rec for rec in r.results if rec["id"] in ids and rec.get("load") is not None and rec.get("host")]
+        busy = [rec for rec in rs if rec["load"] > 1.5 * max(1, rec["host"].get("cpus") or 1)]
+        if busy:
+            marks.append(f"{r.name} ({len(busy)} of {len(rs)})")
+    if not marks:
+        return ""
+    return "Problems finished while the machine's load average was above 1.5x its CPUs (other work sharing them): " + ", ".join(marks) + "."
+
+
 def _baseline(rows: list[dict], method: str) -> dict | None:
     """The unsteered run of ``method`` that the relative columns divide by."""
     return next((r for r in rows if r["method"] == method and not r["steered"]), None)
@@ -181,9 +221,9 @@ def report(paths: list[str | Path], out: Path | None = None) -> Path:
     out = out or (first if first.is_dir() else first.parent)
     out.mkdir(parents=True, exist_ok=True)
     md, rows = table(runs)
-    shared = _concurrency_note(runs)
-    if shared:
-        md += "\n" + shared + "\n"
+    for note in (_concurrency_note(runs), _host_note(runs), _load_note(runs)):
+        if note:
+            md += "\n" + note + "\n"
     if common_ids(runs) and (_baseline(rows, "srm") or _baseline(rows, "lrm")):
         md += "\n" + paired_table(runs, rows)
     h = runs[0].header

@@ -15,7 +15,10 @@ crash is cut off before anything is appended.
 Problems are independent units of work: ``workers > 1`` solves several at once
 on threads, each with its own KV caches (each in-process model still runs one
 forward at a time; a remote LRM serves them concurrently). Only the main thread
-writes the file. For latency numbers use one worker.
+writes the file. For latency numbers use one worker. Each record says how it
+was measured: ``workers`` (problems in flight), ``host`` (the machine),
+``finished`` (UTC time) and ``load`` (the 1-minute load average then), so a
+report can tell which latencies shared the machine or came from another one.
 """
 
 from __future__ import annotations
@@ -64,6 +67,22 @@ def versions() -> dict:
     except (OSError, subprocess.SubprocessError):
         out["git"] = None
     return out
+
+
+def host() -> dict:
+    """The machine a latency was measured on: hosts differ in speed (and a shared host drifts), so a
+    latency means little without it. ``node`` tells machines apart where the CPU names do not."""
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        names = [ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("model name")]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {"node": platform.node(), "cpu": cpu, "cpus": cpus, "torch_threads": torch.get_num_threads(), "gpu": gpu}
 
 
 def steer_info(engine, config: RunConfig) -> dict | None:
@@ -221,6 +240,7 @@ def run_eval(
     """
     problems = list(problems)
     done = results.open(header)
+    machine = host()
     todo = [p for p in problems if p.id not in done]
     errors: dict[str, str] = {}
     if on_result:
@@ -250,6 +270,11 @@ def run_eval(
                     errors[p.id] = f"{type(e).__name__}: {e}"
                 else:
                     rec["workers"] = max(1, workers)  # problems in flight: latency was measured under that sharing
+                    # where and when, with the load then: a resumed file may span machines, and other work on
+                    # the cores (a load above their count) slows a latency down
+                    rec["host"] = machine
+                    rec["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+                    rec["load"] = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
                     results.append(rec)
                     done[p.id] = rec
                     if on_result:

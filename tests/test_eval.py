@@ -154,10 +154,12 @@ def test_records_say_where_and_under_what_load_they_were_measured(tiny_pair, pro
     md = (report([tmp_path / "a.jsonl"], tmp_path / "rep") / "report.md").read_text()
     assert "more than one machine" not in md and "load average" not in md
 
-    last = dict(json.loads(quiet[-1]), host=dict(host, node="~other-box", cpus=2), load=4.2)
+    last = dict(json.loads(quiet[-1]), host=dict(host, node="~other-box", boot=None, cpus=2), load=4.2)
     (tmp_path / "b.jsonl").write_text("\n".join(quiet[:-1] + [json.dumps(last)]) + "\n")
     md = (report([tmp_path / "a.jsonl", tmp_path / "b.jsonl"], tmp_path / "rep") / "report.md").read_text()
-    here = f"A = {platform.node()}: {host['gpu'] or host['cpu']}, {host['cpus']} CPUs"
+    boot = f" (boot {host['boot']})" if host["boot"] else ""
+    bf16 = {True: ", bf16 in hardware", False: ", bf16 emulated"}.get(host["cpu_bf16"], "") if not host["gpu"] else ""
+    here = f"A = {platform.node()}{boot}: {host['gpu'] or host['cpu']}, {host['cpus']} CPUs{bf16}"
     assert f"Latency measured on more than one machine: {here}; B = ~other-box:" in md
     assert "Problems per machine: a A 3, b A 2 / B 1." in md
     assert "above 1.5x its CPUs (other work sharing them): b (1 of 3)." in md

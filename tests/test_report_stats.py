@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -72,3 +74,16 @@ def test_report_pairs_every_run_with_both_baselines(tmp_path):
     assert "| 40.0% (" in rows["rankguide_te0.9"]
     assert "| - | +2 / -10 (p = 0.039) |" in rows["srm"]
     assert rows["lrm"].endswith(f"| +10 / -2 (p = {format_p(mcnemar_exact(10, 2))}) | - |")
+
+
+def test_report_limit_compares_the_first_problems_only(tmp_path):
+    # the router solves the first 4 of 8 and misses the rest; the SRM the other way round
+    _write_run(tmp_path / "srm.jsonl", "srm", [i >= 4 for i in range(8)])
+    _write_run(tmp_path / "rankguide.jsonl", "rankguide", [i < 4 for i in range(7)])  # one problem short
+    md = (report([tmp_path], tmp_path / "all") / "report.md").read_text()
+    assert "gsm8k (7 problems)" in md and "| +4 / -3 (p = " in md
+    md = (report([tmp_path], tmp_path / "first", limit=4) / "report.md").read_text()
+    assert "gsm8k (4 problems)" in md and "| rankguide | 100.0% (" in md and "| +4 / -0 (p = " in md
+    r = subprocess.run([sys.executable, "-m", "tandem.cli", "report", str(tmp_path), "-o", str(tmp_path / "cli"), "--limit", "0"],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "--limit" in r.stderr

@@ -13,7 +13,7 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-from tandem.analysis.runs import Run, common_ids, load_runs, pyplot, summarize
+from tandem.analysis.runs import Run, common_ids, first_problems, load_runs, pyplot, summarize
 from tandem.analysis.stats import paired, wilson
 
 METHOD_ORDER = ["srm", "lrm", "specreason", "glimprouter", "mentorcollab", "rankguide"]
@@ -104,7 +104,9 @@ def _concurrency_note(runs: list[Run]) -> str:
 def _host_label(h: dict | None) -> str:
     if not h:
         return "not recorded"
-    return f"{h.get('node')}: {h.get('gpu') or h.get('cpu')}, {h.get('cpus')} CPUs"
+    boot = f" (boot {h['boot']})" if h.get("boot") else ""
+    bf16 = {True: ", bf16 in hardware", False: ", bf16 emulated"}.get(h.get("cpu_bf16"), "") if not h.get("gpu") else ""
+    return f"{h.get('node')}{boot}: {h.get('gpu') or h.get('cpu')}, {h.get('cpus')} CPUs{bf16}"
 
 
 def _host_note(runs: list[Run]) -> str:
@@ -121,9 +123,9 @@ def _host_note(runs: list[Run]) -> str:
     if len(hosts) < 2:
         return ""
     names = {h: chr(ord("A") + i) for i, h in enumerate(hosts)}
-    lines = ["Latency measured on more than one machine: " + "; ".join(f"{names[h]} = {h}" for h in hosts) + ". Problems per machine:"]
-    lines += [f"{n} " + " / ".join(f"{names[h]} {c}" for h, c in sorted(counts.items())) for n, counts in per_run.items()]
-    return lines[0] + " " + ", ".join(lines[1:]) + "."
+    machines = "; ".join(f"{names[h]} = {h}" for h in hosts)
+    shares = ", ".join(f"{n} " + " / ".join(f"{names[h]} {c}" for h, c in sorted(counts.items())) for n, counts in per_run.items())
+    return f"Latency measured on more than one machine: {machines}. Problems per machine: {shares}."
 
 
 def _load_note(runs: list[Run]) -> str:
@@ -214,9 +216,10 @@ def _model(header: dict, role: str) -> str:
     return f"{m['name']} ({', '.join(marks)})" if marks else m["name"]
 
 
-def report(paths: list[str | Path], out: Path | None = None) -> Path:
-    """Write report.md and pareto.png next to the runs (or into ``out``); return the folder."""
-    runs = load_runs(paths)
+def report(paths: list[str | Path], out: Path | None = None, limit: int | None = None) -> Path:
+    """Write report.md and pareto.png next to the runs (or into ``out``); return the folder.
+    ``limit``: compare on the first N problems every run finished only."""
+    runs = first_problems(load_runs(paths), limit)
     first = Path(paths[0])
     out = out or (first if first.is_dir() else first.parent)
     out.mkdir(parents=True, exist_ok=True)

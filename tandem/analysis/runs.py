@@ -114,6 +114,17 @@ def common_ids(runs: list[Run]) -> list[str]:
     return [i for i in ids if i in shared]
 
 
+def first_problems(runs: list[Run], n: int | None) -> list[Run]:
+    """The runs cut to the first ``n`` problems they all finished (in the first run's order): to compare
+    at a common prefix, e.g. the part of a long run measured on one machine."""
+    if n is None:
+        return runs
+    if n < 1:
+        raise ValueError(f"--limit must be at least 1, not {n}")
+    keep = set(common_ids(runs)[:n])
+    return [Run(r.name, r.path, r.header, [rec for rec in r.results if rec["id"] in keep]) for r in runs]
+
+
 def _mean(xs) -> float | None:
     xs = [x for x in xs if x is not None]
     return statistics.fmean(xs) if xs else None

@@ -137,7 +137,7 @@ def test_records_say_where_and_under_what_load_they_were_measured(tiny_pair, pro
     problems ran beside other work, says so (here a resume on another machine is written by hand)."""
     import platform
 
-    from tandem.analysis.report import report
+    from tandem.analysis.report import _host_label, report
 
     engine = Engine(*tiny_pair)
     problems = load(str(problems_file))
@@ -157,12 +157,20 @@ def test_records_say_where_and_under_what_load_they_were_measured(tiny_pair, pro
     last = dict(json.loads(quiet[-1]), host=dict(host, node="~other-box", boot=None, cpus=2), load=4.2)
     (tmp_path / "b.jsonl").write_text("\n".join(quiet[:-1] + [json.dumps(last)]) + "\n")
     md = (report([tmp_path / "a.jsonl", tmp_path / "b.jsonl"], tmp_path / "rep") / "report.md").read_text()
-    boot = f" (boot {host['boot']})" if host["boot"] else ""
-    bf16 = {True: ", bf16 in hardware", False: ", bf16 emulated"}.get(host["cpu_bf16"], "") if not host["gpu"] else ""
-    here = f"A = {platform.node()}{boot}: {host['gpu'] or host['cpu']}, {host['cpus']} CPUs{bf16}"
-    assert f"Latency measured on more than one machine: {here}; B = ~other-box:" in md
+    assert f"Latency measured on more than one machine: A = {_host_label(host)}; B = ~other-box:" in md
     assert "Problems per machine: a A 3, b A 2 / B 1." in md
     assert "above 1.5x its CPUs (other work sharing them): b (1 of 3)." in md
+
+
+def test_host_label_names_machine_boot_processor_and_bf16():
+    from tandem.analysis.report import _host_label
+
+    cpu = {"node": "box", "boot": "1a2b3c4d", "cpu": "Xeon", "cpu_bf16": False, "cpus": 2, "gpu": None}
+    assert _host_label(cpu) == "box (boot 1a2b3c4d): Xeon, 2 CPUs, bf16 emulated"
+    assert _host_label(dict(cpu, cpu_bf16=True, boot=None)) == "box: Xeon, 2 CPUs, bf16 in hardware"
+    assert _host_label(dict(cpu, cpu_bf16=None)) == "box (boot 1a2b3c4d): Xeon, 2 CPUs"
+    assert _host_label(dict(cpu, gpu="NVIDIA H100", cpus=16)) == "box (boot 1a2b3c4d): NVIDIA H100, 16 CPUs"
+    assert _host_label(None) == "not recorded"
 
 
 def test_jsonl_errors_name_the_line(tmp_path):

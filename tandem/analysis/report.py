@@ -88,9 +88,8 @@ def paired_table(runs: list[Run], rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _concurrency_note(runs: list[Run]) -> str:
+def _concurrency_note(runs: list[Run], ids: set[str]) -> str:
     """Runs whose problems were solved several at a time (``--workers``): their latencies are not single-stream."""
-    ids = set(common_ids(runs))
     marks = []
     for r in runs:
         ws = sorted({rec.get("workers", 1) for rec in r.results if rec["id"] in ids})
@@ -102,6 +101,7 @@ def _concurrency_note(runs: list[Run]) -> str:
 
 
 def _host_label(h: dict | None) -> str:
+    """One machine in a line: name, boot, GPU (or CPU), CPU count and, for a CPU, whether bf16 is in hardware."""
     if not h:
         return "not recorded"
     boot = f" (boot {h['boot']})" if h.get("boot") else ""
@@ -109,10 +109,9 @@ def _host_label(h: dict | None) -> str:
     return f"{h.get('node')}{boot}: {h.get('gpu') or h.get('cpu')}, {h.get('cpus')} CPUs{bf16}"
 
 
-def _host_note(runs: list[Run]) -> str:
+def _host_note(runs: list[Run], ids: set[str]) -> str:
     """Latencies from more than one machine (a resumed file may span several): how many problems of each run
     each machine measured, so that a reader compares runs only where they shared the machines alike."""
-    ids = set(common_ids(runs))
     per_run = {r.name: {} for r in runs}
     for r in runs:
         for rec in r.results:
@@ -128,10 +127,9 @@ def _host_note(runs: list[Run]) -> str:
     return f"Latency measured on more than one machine: {machines}. Problems per machine: {shares}."
 
 
-def _load_note(runs: list[Run]) -> str:
+def _load_note(runs: list[Run], ids: set[str]) -> str:
     """Problems finished while other work loaded the machine (1-minute load average above its CPUs by half
     again): their latencies were slowed by it. The load average lags, so this flags, it does not measure."""
-    ids = set(common_ids(runs))
     marks = []
     for r in runs:
         rs = [rec for rec in r.results if rec["id"] in ids and rec.get("load") is not None and rec.get("host")]
@@ -224,13 +222,14 @@ def report(paths: list[str | Path], out: Path | None = None, limit: int | None =
     out = out or (first if first.is_dir() else first.parent)
     out.mkdir(parents=True, exist_ok=True)
     md, rows = table(runs)
-    for note in (_concurrency_note(runs), _host_note(runs), _load_note(runs)):
+    ids = set(common_ids(runs))  # the notes speak of the problems the table compares
+    for note in (_concurrency_note(runs, ids), _host_note(runs, ids), _load_note(runs, ids)):
         if note:
             md += "\n" + note + "\n"
-    if common_ids(runs) and (_baseline(rows, "srm") or _baseline(rows, "lrm")):
+    if ids and (_baseline(rows, "srm") or _baseline(rows, "lrm")):
         md += "\n" + paired_table(runs, rows)
     h = runs[0].header
-    title = f"{h['dataset'].get('name')} ({len(common_ids(runs))} problems) · {_model(h, 'srm')} / {_model(h, 'lrm')}"
+    title = f"{h['dataset'].get('name')} ({len(ids)} problems) · {_model(h, 'srm')} / {_model(h, 'lrm')}"
     (out / "report.md").write_text(f"# tandem report\n\n{title}\n\n{md}\n![pareto](pareto.png)\n")
     pareto_plot(rows, out / "pareto.png", title)
     return out

@@ -37,6 +37,7 @@ from typing import Callable, Iterable
 from tandem.config import RunConfig
 from tandem.eval.datasets import Problem
 from tandem.eval.grading import grade
+from tandem.hardware import host
 from tandem.prompt import CODE_INSTRUCTION, INSTRUCTION
 
 IDENTITY = ("config", "dataset", "models", "steer")  # header keys that must match to resume
@@ -67,31 +68,6 @@ def versions() -> dict:
     except (OSError, subprocess.SubprocessError):
         out["git"] = None
     return out
-
-
-def host() -> dict:
-    """The machine a latency was measured on: hosts differ in speed (and a shared host drifts), so a
-    latency means little without it. ``node`` and ``boot`` (Linux's boot id) tell machines apart where the
-    CPU names do not: cloud VMs often share both a host name and a CPU name."""
-    import torch
-
-    cpu, flags = platform.processor() or platform.machine(), None
-    try:
-        info = Path("/proc/cpuinfo").read_text().splitlines()
-        names = [ln.split(":", 1)[1].strip() for ln in info if ln.startswith("model name")]
-        cpu = names[0] if names else cpu
-        flags = next((set(ln.split(":", 1)[1].split()) for ln in info if ln.startswith("flags")), None)
-    except OSError:
-        pass
-    # bfloat16 matmuls in hardware or emulated: emulated, a bf16 prefill runs ~25x slower (RESULTS.md)
-    bf16 = None if flags is None else bool(flags & {"avx512_bf16", "amx_bf16"})
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    try:
-        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()[:8]
-    except OSError:
-        boot = None
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    return {"node": platform.node(), "boot": boot, "cpu": cpu, "cpu_bf16": bf16, "cpus": cpus, "torch_threads": torch.get_num_threads(), "gpu": gpu}
 
 
 def steer_info(engine, config: RunConfig) -> dict | None:

@@ -1,0 +1,52 @@
+"""The machine a number was measured on, and what its CPU does in hardware.
+
+A latency means little without its machine: hosts differ in speed, a shared
+host drifts, and a CPU without bfloat16 instructions emulates them, so a bf16
+prefill there runs ~25x slower than on one with them (measured, BENCHMARKS.md).
+Eval records carry ``host()``.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import platform
+from pathlib import Path
+
+BF16_FLAGS = {"avx512_bf16", "amx_bf16"}  # x86 flags of bfloat16 matmuls in hardware
+
+
+@functools.cache
+def cpu_info() -> tuple[str, frozenset[str] | None]:
+    """(CPU model name, its feature flags or None where /proc/cpuinfo is not there). Read once a process."""
+    name, flags = platform.processor() or platform.machine(), None
+    try:
+        info = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return name, None
+    names = [ln.split(":", 1)[1].strip() for ln in info if ln.startswith("model name")]
+    flags = next((frozenset(ln.split(":", 1)[1].split()) for ln in info if ln.startswith("flags")), None)
+    return (names[0] if names else name), flags
+
+
+def bf16_in_hardware() -> bool | None:
+    """Whether this CPU does bfloat16 matmuls in hardware; None where that cannot be told."""
+    flags = cpu_info()[1]
+    return None if flags is None else bool(flags & BF16_FLAGS)
+
+
+def host() -> dict:
+    """The machine a latency is measured on. ``node`` and ``boot`` (Linux's boot id) tell machines apart
+    where the CPU names do not: cloud VMs often share both a host name and a CPU name."""
+    import torch
+
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()[:8]
+    except OSError:
+        boot = None
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {
+        "node": platform.node(), "boot": boot, "cpu": cpu_info()[0], "cpu_bf16": bf16_in_hardware(), "cpus": cpus,
+        "torch_threads": torch.get_num_threads(), "gpu": gpu,
+    }

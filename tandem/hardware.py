@@ -3,7 +3,8 @@
 A latency means little without its machine: hosts differ in speed, a shared
 host drifts, and a CPU without bfloat16 instructions emulates them, so a bf16
 prefill there runs ~25x slower than on one with them (measured, BENCHMARKS.md).
-Eval records carry ``host()``.
+Eval records carry ``host()``; the CLI warns with ``bf16_warning`` before a
+bf16 run on such a CPU.
 """
 
 from __future__ import annotations
@@ -33,6 +34,17 @@ def bf16_in_hardware() -> bool | None:
     """Whether this CPU does bfloat16 matmuls in hardware; None where that cannot be told."""
     flags = cpu_info()[1]
     return None if flags is None else bool(flags & BF16_FLAGS)
+
+
+def bf16_warning(device: str, dtype: str, cpu_bf16: bool | None) -> str | None:
+    """The advice for a bfloat16 run on a CPU that emulates bf16 (``cpu_bf16`` False), else None."""
+    if dtype != "bfloat16" or not device.startswith("cpu") or cpu_bf16 is not False:
+        return None
+    return (
+        "this CPU has no bfloat16 instructions (" + " / ".join(sorted(BF16_FLAGS)) + "): bfloat16 is emulated, and "
+        "prefill runs ~25x slower than on a CPU with them (BENCHMARKS.md); its latencies are not comparable "
+        "with runs on one. Consider --dtype float32."
+    )
 
 
 def host() -> dict:

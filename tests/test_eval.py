@@ -173,6 +173,15 @@ def test_host_label_names_machine_boot_processor_and_bf16():
     assert _host_label(None) == "not recorded"
 
 
+def test_bf16_warning_only_where_a_cpu_emulates_bf16():
+    from tandem.hardware import bf16_in_hardware, bf16_warning, host
+
+    assert "emulated" in bf16_warning("cpu", "bfloat16", cpu_bf16=False) and "--dtype float32" in bf16_warning("cpu", "bfloat16", False)
+    assert bf16_warning("cpu", "bfloat16", True) is None and bf16_warning("cpu", "bfloat16", None) is None
+    assert bf16_warning("cpu", "float32", False) is None and bf16_warning("cuda:0", "bfloat16", False) is None
+    assert host()["cpu_bf16"] == bf16_in_hardware()
+
+
 def test_jsonl_errors_name_the_line(tmp_path):
     f = tmp_path / "bad.jsonl"
     f.write_text('{"id": "a", "question": "q", "answer": "1"}\n\n{"id": "b", "question": "q"\n')

@@ -149,7 +149,7 @@ def test_records_say_where_and_under_what_load_they_were_measured(tiny_pair, pro
     # two copies of that run: a as measured on a quiet machine; b the same, but its last problem finished on
     # another machine while other work loaded it ("~" sorts that machine after any host name)
     lines = (tmp_path / "a.jsonl").read_text().splitlines()
-    quiet = [lines[0]] + [json.dumps(dict(json.loads(x), load=0.1)) for x in lines[1:]]
+    quiet = [lines[0]] + [json.dumps(dict(json.loads(x), load=0.1, latency_s=float(i))) for i, x in enumerate(lines[1:], 1)]
     (tmp_path / "a.jsonl").write_text("\n".join(quiet) + "\n")
     md = (report([tmp_path / "a.jsonl"], tmp_path / "rep") / "report.md").read_text()
     assert "more than one machine" not in md and "load average" not in md
@@ -158,7 +158,7 @@ def test_records_say_where_and_under_what_load_they_were_measured(tiny_pair, pro
     (tmp_path / "b.jsonl").write_text("\n".join(quiet[:-1] + [json.dumps(last)]) + "\n")
     md = (report([tmp_path / "a.jsonl", tmp_path / "b.jsonl"], tmp_path / "rep") / "report.md").read_text()
     assert f"Latency measured on more than one machine: A = {_host_label(host)}; B = ~other-box:" in md
-    assert "Problems per machine: a A 3, b A 2 / B 1." in md
+    assert "Problems per machine (mean latency there): a A 3 (2.0 s), b A 2 (1.5 s) / B 1 (3.0 s)." in md
     assert "above 1.5x its CPUs (other work sharing them): b (1 of 3)." in md
 
 

@@ -10,6 +10,7 @@ the report should say which are not.
 
 from __future__ import annotations
 
+import statistics
 import textwrap
 from pathlib import Path
 
@@ -111,20 +112,22 @@ def _host_label(h: dict | None) -> str:
 
 def _host_note(runs: list[Run], ids: set[str]) -> str:
     """Latencies from more than one machine (a resumed file may span several): how many problems of each run
-    each machine measured, so that a reader compares runs only where they shared the machines alike."""
-    per_run = {r.name: {} for r in runs}
+    each machine measured and their mean latency there, so that a reader compares runs on one machine."""
+    per_run = {r.name: {} for r in runs}  # run -> machine -> latencies
     for r in runs:
         for rec in r.results:
             if rec["id"] in ids:
-                label = _host_label(rec.get("host"))
-                per_run[r.name][label] = per_run[r.name].get(label, 0) + 1
-    hosts = sorted({h for counts in per_run.values() for h in counts})
+                per_run[r.name].setdefault(_host_label(rec.get("host")), []).append(rec["latency_s"])
+    hosts = sorted({h for lat in per_run.values() for h in lat})
     if len(hosts) < 2:
         return ""
     names = {h: chr(ord("A") + i) for i, h in enumerate(hosts)}
     machines = "; ".join(f"{names[h]} = {h}" for h in hosts)
-    shares = ", ".join(f"{n} " + " / ".join(f"{names[h]} {c}" for h, c in sorted(counts.items())) for n, counts in per_run.items())
-    return f"Latency measured on more than one machine: {machines}. Problems per machine: {shares}."
+    shares = ", ".join(
+        f"{n} " + " / ".join(f"{names[h]} {len(xs)} ({statistics.fmean(xs):.1f} s)" for h, xs in sorted(lat.items()))
+        for n, lat in per_run.items()
+    )
+    return f"Latency measured on more than one machine: {machines}. Problems per machine (mean latency there): {shares}."
 
 
 def _load_note(runs: list[Run], ids: set[str]) -> str:

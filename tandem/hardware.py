@@ -20,7 +20,7 @@ BF16_FLAGS = {"avx512_bf16", "amx_bf16"}  # x86 flags of bfloat16 matmuls in har
 @functools.cache
 def cpu_info() -> tuple[str, frozenset[str] | None]:
     """(CPU model name, its feature flags or None where /proc/cpuinfo is not there). Read once a process."""
-    name, flags = platform.processor() or platform.machine(), None
+    name = platform.processor() or platform.machine()
     try:
         info = Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:

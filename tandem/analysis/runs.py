@@ -9,7 +9,7 @@ solved a different subset. The files of one run split over processes
 from __future__ import annotations
 
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tandem.eval import shards
@@ -122,7 +122,7 @@ def first_problems(runs: list[Run], n: int | None) -> list[Run]:
     if n < 1:
         raise ValueError(f"--limit must be at least 1, not {n}")
     keep = set(common_ids(runs)[:n])
-    return [Run(r.name, r.path, r.header, [rec for rec in r.results if rec["id"] in keep]) for r in runs]
+    return [replace(r, results=[rec for rec in r.results if rec["id"] in keep]) for r in runs]
 
 
 def _mean(xs) -> float | None:

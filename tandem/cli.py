@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -47,6 +48,19 @@ def _quiet_transformers() -> None:
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
+
+
+@app.callback()
+def _cli() -> None:
+    warnings.showwarning = _show_warning
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None, _default=warnings.showwarning) -> None:
+    """tandem's own warnings (e.g. bf16 emulated on this CPU) in the CLI's style; others as Python prints them."""
+    if category.__module__.startswith("tandem."):
+        err.print(f"[yellow]warning:[/] {escape(str(message))}")
+    else:
+        _default(message, category, filename, lineno, file, line)
 
 
 def _fail(e: Exception) -> None:
@@ -155,16 +169,6 @@ def _print_summary(trace, load_s: float) -> None:
         )
 
 
-def _warn_dtype(device: str, dtype: str) -> None:
-    """Say before loading when bfloat16 will be emulated on this CPU (slow, and latencies not comparable)."""
-    from tandem.backends.loading import resolve_device
-    from tandem.hardware import bf16_in_hardware, bf16_warning
-
-    advice = bf16_warning(resolve_device(device), dtype, bf16_in_hardware())
-    if advice:
-        err.print(f"[yellow]warning:[/] {escape(advice)}")
-
-
 def _load_engine(cfg, device: str, dtype: str):
     """The pair, with the LRM's weights read now if ``cfg``'s method uses it (else on first use)."""
     from tandem.backends.loading import ensure_loaded, load_pair
@@ -172,7 +176,6 @@ def _load_engine(cfg, device: str, dtype: str):
     from tandem.policies import get_policy
 
     _quiet_transformers()
-    _warn_dtype(device, dtype)
     with err.status("loading models"):
         s, l, load_s = load_pair(cfg.srm, cfg.lrm, device, dtype, cfg.lrm_backend)
         if get_policy(cfg.method).uses_lrm:
@@ -307,7 +310,6 @@ def calibrate(
         labeler = StepLabeler.from_file(labels) if labels else StepLabeler()
         problems = datasets.load(dataset, split, limit)
         _quiet_transformers()
-        _warn_dtype(device, dtype)
         with err.status("loading the SRM"):
             s = load_model(cfg.srm, "srm", device, dtype)
         engine = Engine(s, s)  # the srm method never calls the LRM: no need to load it

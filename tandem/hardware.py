@@ -3,8 +3,9 @@
 A latency means little without its machine: hosts differ in speed, a shared
 host drifts, and a CPU without bfloat16 instructions emulates them, so a bf16
 prefill there runs ~25x slower than on one with them (measured, BENCHMARKS.md).
-Eval records carry ``host()``; the CLI warns with ``bf16_warning`` before a
-bf16 run on such a CPU.
+Eval records carry ``host()``; loading a model in bf16 on such a CPU warns
+(``EmulatedBF16Warning``) before its weights are read, from the Python API as
+from the CLI.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import functools
 import os
 import platform
+import warnings
 from pathlib import Path
 
 BF16_FLAGS = {"avx512_bf16", "amx_bf16"}  # x86 flags of bfloat16 matmuls in hardware
@@ -45,6 +47,17 @@ def bf16_warning(device: str, dtype: str, cpu_bf16: bool | None) -> str | None:
         "prefill runs ~25x slower than on a CPU with them (BENCHMARKS.md); its latencies are not comparable "
         "with runs on one. Consider --dtype float32."
     )
+
+
+class EmulatedBF16Warning(RuntimeWarning):
+    """bfloat16 asked for on a CPU that emulates it: slow, and its latencies not comparable."""
+
+
+def warn_if_bf16_emulated(device: str, dtype: str) -> None:
+    """Warn (once per calling line) before a bf16 load on a CPU without bf16 instructions."""
+    advice = bf16_warning(device, dtype, bf16_in_hardware())
+    if advice:
+        warnings.warn(advice, EmulatedBF16Warning, stacklevel=2)
 
 
 def host() -> dict:

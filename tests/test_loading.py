@@ -103,3 +103,29 @@ def test_a_policy_that_declares_no_lrm_but_asks_for_it_gets_a_clear_error(tiny_p
 
     with pytest.raises(RuntimeError, match="declares uses_lrm = False"):
         Engine(*tiny_pair).solve(QUESTION, cfg("test-liar"))
+
+
+def test_a_bf16_load_on_a_cpu_that_emulates_bf16_warns_first_in_python_and_in_the_cli(tiny_pair_dirs, monkeypatch):
+    """This host may have bf16 in hardware; the CPU flag is what is pretended, the loading and the CLI are real."""
+    import warnings
+
+    from typer.testing import CliRunner
+
+    import tandem.hardware
+    from tandem.cli import app
+    from tandem.hardware import EmulatedBF16Warning
+
+    srm_dir, lrm_dir = map(str, tiny_pair_dirs)
+    monkeypatch.setattr(tandem.hardware, "bf16_in_hardware", lambda: False)
+    with pytest.warns(EmulatedBF16Warning, match="emulated"):
+        load_model(srm_dir, "srm", "cpu", "bfloat16")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", EmulatedBF16Warning)
+        load_model(srm_dir, "srm", "cpu", "float32")  # float32 is not emulated: no warning
+
+    with warnings.catch_warnings():  # restores warnings.showwarning, which the CLI replaces
+        warnings.simplefilter("always", EmulatedBF16Warning)
+        res = CliRunner().invoke(app, ["solve", QUESTION, "--srm", srm_dir, "--lrm", lrm_dir, "--method", "srm",
+                                       "--device", "cpu", "--dtype", "bfloat16", "--max-tokens", "4"])
+    assert res.exit_code == 0, res.output
+    assert "warning: this CPU has no bfloat16 instructions" in res.output

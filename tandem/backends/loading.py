@@ -15,6 +15,7 @@ from pathlib import Path
 
 from tandem.backends.embedded import EMBEDDED, prepare
 from tandem.backends.hf import HFModel
+from tandem.hardware import warn_if_bf16_emulated
 
 
 class ModelLoadError(RuntimeError):
@@ -57,6 +58,7 @@ def _cannot_load(spec: str, role: str, e: Exception) -> ModelLoadError:
 def _load_weights(spec: str, role: str, path, device: str, dtype: str):
     from transformers import AutoModelForCausalLM
 
+    warn_if_bf16_emulated(device, dtype)  # before the read, which is slow there
     try:
         # local_files_only: tandem never downloads; fetch hub models beforehand (e.g. `hf download ID`)
         return AutoModelForCausalLM.from_pretrained(path, dtype=resolve_dtype(dtype, device), local_files_only=True).to(device)

@@ -58,9 +58,13 @@ def _cli() -> None:
 def _show_warning(message, category, filename, lineno, file=None, line=None, _default=warnings.showwarning) -> None:
     """tandem's own warnings (e.g. bf16 emulated on this CPU) in the CLI's style; others as Python prints them."""
     if category.__module__.startswith("tandem."):
-        err.print(f"[yellow]warning:[/] {escape(str(message))}")
+        _warn(str(message))
     else:
         _default(message, category, filename, lineno, file, line)
+
+
+def _warn(text: str) -> None:
+    err.print(f"[yellow]warning:[/] {escape(text)}")
 
 
 def _fail(e: Exception) -> None:
@@ -160,7 +164,7 @@ def _print_step(index: int, step) -> None:
 def _print_summary(trace, load_s: float) -> None:
     out.rule()
     for w in trace.meta.get("warnings", []):
-        err.print(f"[yellow]warning:[/] {escape(w)}")
+        _warn(w)
     out.print(f"[bold]answer:[/] {escape(str(trace.answer))}   ({trace.finish_reason})")
     out.print(f"latency {trace.latency_s:.2f} s (models loaded in {load_s:.1f} s) · LRM token share {trace.lrm_token_share:.0%}")
     for role, u in trace.usage.items():

@@ -334,3 +334,24 @@ def test_pareto_labels_of_nearby_points_do_not_overlap():
     plt.close(fig)
     assert len(boxes) == len(pts)
     assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+
+
+def test_shipped_sweep_files_expand_and_resume_the_committed_cpu_run():
+    """Every sweeps/*.toml is a valid grid; each eval file in results/gsm8k-bf16-cpu/ is a point of
+    sweeps/embedded-bf16.toml with the same config, so RESULTS.md's sweep command resumes those files."""
+    from pathlib import Path
+
+    from tandem.eval.runner import _upgrade, canonical
+    from tandem.eval.sweep import expand
+
+    root = Path(__file__).resolve().parents[1]
+    for f in sorted((root / "sweeps").glob("*.toml")):
+        assert expand(f), f
+    points = {name: cfg.model_dump() for name, cfg in expand(root / "sweeps" / "embedded-bf16.toml")}
+    files = sorted((root / "results" / "gsm8k-bf16-cpu").glob("*.jsonl"))
+    assert len(files) >= 6
+    for f in files:
+        with f.open() as fh:
+            header = json.loads(fh.readline())
+        assert f.stem in points, f"{f.name} is not a point of sweeps/embedded-bf16.toml"
+        assert canonical(_upgrade(header["config"])) == canonical(points[f.stem]), f.name

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The run behind RESULTS.md "Table 3 analogue, bfloat16": calibrate both steering vectors on 100
-# GSM8K train problems, then SRM only, + SEAL steering and + RankGuide steering on the first 100
-# GSM8K test problems (round-robin in chunks of 20, each `tandem eval` resuming its file, so the
-# three rows always cover the same problems), then an alpha sweep on the first 20 (KINDS: which vectors; rankguide by default).
+# GSM8K train problems, then SRM only, + SEAL steering and + RankGuide steering on the first 200
+# GSM8K test problems (round-robin in chunks of 20, then 25, each `tandem eval` resuming its file, so
+# the three rows always cover the same problems), then an alpha sweep on the first 20 (KINDS: which
+# vectors; rankguide by default). Problems 100-199 of the SRM row were measured by the 200-problem
+# sweep (results/gsm8k-bf16-cpu/srm.jsonl: the same command, the same text on 0-99).
 #   results/gsm8k-bf16-steering/run.sh [OUT]      # OUT defaults to runs/steer
 set -u
 cd "$(dirname "$0")/../.."
@@ -15,7 +17,7 @@ T=".venv/bin/tandem eval -d gsm8k -m srm $S"
 # tokens are the same), so its first 50 problems resume from that run's file when it is there.
 [ -f $O/srm.jsonl ] || { mkdir -p $O; cp runs/gsm8k-bf16/srm.jsonl $O/srm.jsonl 2>/dev/null; }
 R=".venv/bin/tandem eval -d gsm8k -m srm --dtype bfloat16 --set window=4 --max-tokens 512"
-for n in 20 40 60 80 100; do
+for n in 20 40 60 80 100 125 150 175 200; do
   for row in srm seal rankguide; do
     echo "=== $(date +%T) n=$n $row"
     case $row in

@@ -177,7 +177,7 @@ def pareto_plot(rows: list[dict], path: Path, title: str = "") -> None:
     ax.set_xlabel("mean latency per problem (s)")
     ax.set_ylabel("accuracy (%)")
     ax.grid(alpha=0.3)
-    ax.legend(frameon=False, fontsize=9)
+    ax.legend(frameon=True, framealpha=0.9, edgecolor="0.8", fontsize=9)  # framed: a one-entry legend must not read as a data point
     if title:
         ax.set_title(textwrap.fill(title, 80), fontsize=9)  # long model names would run off the figure
     fig.tight_layout()

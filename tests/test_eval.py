@@ -338,10 +338,11 @@ def test_pareto_labels_of_nearby_points_do_not_overlap():
 
 def test_shipped_sweep_files_expand_and_resume_the_committed_cpu_run():
     """Every sweeps/*.toml is a valid grid; each eval file in results/gsm8k-bf16-cpu/ is a point of
-    sweeps/embedded-bf16.toml with the same config, so RESULTS.md's sweep command resumes those files."""
+    sweeps/embedded-bf16.toml whose header the resume check accepts (same config, dataset, models and
+    no steering as srm.jsonl), so RESULTS.md's sweep command resumes those files."""
     from pathlib import Path
 
-    from tandem.eval.runner import _upgrade, canonical
+    from tandem.eval.runner import dataset_info, differences
     from tandem.eval.sweep import expand
 
     root = Path(__file__).resolve().parents[1]
@@ -350,8 +351,9 @@ def test_shipped_sweep_files_expand_and_resume_the_committed_cpu_run():
     points = {name: cfg.model_dump() for name, cfg in expand(root / "sweeps" / "embedded-bf16.toml")}
     files = sorted((root / "results" / "gsm8k-bf16-cpu").glob("*.jsonl"))
     assert len(files) >= 6
-    for f in files:
-        with f.open() as fh:
-            header = json.loads(fh.readline())
-        assert f.stem in points, f"{f.name} is not a point of sweeps/embedded-bf16.toml"
-        assert canonical(_upgrade(header["config"])) == canonical(points[f.stem]), f.name
+    headers = {f.stem: json.loads(f.read_text(encoding="utf-8").split("\n", 1)[0]) for f in files}
+    models = headers["srm"]["models"]
+    for name, header in headers.items():
+        assert name in points, f"{name}.jsonl is not a point of sweeps/embedded-bf16.toml"
+        new = {"config": points[name], "dataset": dataset_info("gsm8k", "test"), "models": models, "steer": None}
+        assert differences(header, new) == [], name

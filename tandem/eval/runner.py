@@ -139,8 +139,7 @@ class ResultsFile:
             with open(self.path, "w", encoding="utf-8") as f:
                 f.write(json.dumps(header, ensure_ascii=False) + "\n")
             return {}
-        old = dict(old, config=_upgrade(old.get("config")), models=_upgrade_models(old.get("models"), header.get("models")))
-        diff = [k for k in IDENTITY if canonical(old.get(k)) != canonical(header.get(k))]
+        diff = differences(old, header)
         if diff:
             raise EvalError(
                 f"{self.path} holds a different run ({', '.join(diff)} differ{'s' if len(diff) == 1 else ''}); "
@@ -156,6 +155,13 @@ class ResultsFile:
             f.write(json.dumps(record, ensure_ascii=False) + "\n")
             f.flush()
             os.fsync(f.fileno())
+
+
+def differences(old: dict, new: dict) -> list[str]:
+    """The IDENTITY keys in which a file's header ``old`` (written by this or an older tandem) and a
+    new run's header ``new`` differ; the file resumes only when there are none."""
+    old = dict(old, config=_upgrade(old.get("config")), models=_upgrade_models(old.get("models"), new.get("models")))
+    return [k for k in IDENTITY if canonical(old.get(k)) != canonical(new.get(k))]
 
 
 def _upgrade(config: dict | None) -> dict | None:

@@ -50,6 +50,12 @@ class Settings(BaseModel):
     max_step_tokens: int = Field(256, ge=1, description="a step longer than this is cut")
     temperature: float = Field(0.0, ge=0, description="0 = greedy")
     top_p: float = Field(1.0, gt=0, le=1)
+    seed_scope: Literal["problem", "run"] = Field(
+        "problem",
+        description="problem: each problem's random draws (sampling, MentorCollab's probes) are seeded from the seed "
+        "and its prompt; run: every problem starts from the seed itself, so all draw the same sequence (tandem "
+        "before 2026-11-24, and every file written then)",
+    )
 
     @field_validator("delimiter")
     @classmethod

@@ -34,7 +34,7 @@ from tandem.backends.base import ENGINE, Context, ModelUsage, Session
 from tandem.config import RunConfig
 from tandem.policies import Decision, Policy, Signals, StepView, get_policy
 from tandem.prompt import FINAL_ANSWER_CUE, INSTRUCTION, mentor_ids, prompt_ids, scoring_ids
-from tandem.sampling import Sampler
+from tandem.sampling import Sampler, problem_seed
 from tandem.signals import BoundaryTokens, RankWindow, entropy
 from tandem.steering import Steering, SteerVectors
 from tandem.step_labels import StepLabeler
@@ -159,7 +159,8 @@ class _Run:
         self.engine = engine
         self.config = config
         self.question = question
-        self.policy: Policy = get_policy(config.method)(s, config.seed)
+        seed = problem_seed(config.seed, prompt) if s.seed_scope == "problem" else config.seed
+        self.policy: Policy = get_policy(config.method)(s, seed)
         self.bounds = engine.boundaries(s.delimiter)
         self.ctx = Context.from_prompt(prompt)
         self.steer = engine.steering(config)
@@ -167,7 +168,7 @@ class _Run:
         # opened before the clock starts: a deferred LRM reads its weights here, never inside latency
         self.lrm: Session | None = engine.lrm.session("lrm") if self.policy.uses_lrm else None
         self.window = RankWindow(engine.srm.hidden_size, s.window, s.eps, s.dims)
-        self.sampler = Sampler(s.temperature, s.top_p, config.seed)
+        self.sampler = Sampler(s.temperature, s.top_p, seed)
         self.steps: list[Step] = []
         self.stats: dict[str, int] = {}  # method counters (reviews, rejections, probes, divergences, ...)
         self.divergences: list[tuple[list[int], list[int], list[int]]] = []  # (context ids, SRM option, LRM option)

@@ -1,8 +1,22 @@
-"""Token sampling: greedy (the papers' setting for R1 models) or seeded temperature / top-p."""
+"""Token sampling: greedy (the papers' setting for R1 models) or seeded temperature / top-p,
+and the seed each problem's random draws start from."""
 
 from __future__ import annotations
 
+import hashlib
+
 import torch
+
+
+def problem_seed(seed: int, prompt: list[int]) -> int:
+    """A 31-bit seed from the run's seed and the problem's prompt ids.
+
+    Why: a generator started from the run's seed alone gives every problem the same draws, so
+    MentorCollab would probe all problems at the same positions (and at whatever rate that one
+    sequence happens to have), and sampling would reuse one noise sequence. Hashing the prompt
+    keeps each problem reproducible on its own, whatever order or process it runs in."""
+    digest = hashlib.sha256(f"{int(seed)}:{','.join(map(str, prompt))}".encode()).digest()
+    return int.from_bytes(digest[:4], "little") >> 1
 
 
 class Sampler:

@@ -170,3 +170,27 @@ def test_collect_labels_divergences_by_rollouts(tiny_pair):
     xs, ys, seen = collect(engine, Problem("p", QUESTION, "96"), cfg, layer=1)
     assert seen > 0 and len(xs) == len(ys) <= seen  # ties (both rollouts right or both wrong) are dropped
     assert all(x.shape == (2 * tiny_pair[0].hidden_size,) for x in xs)
+
+
+def test_each_problem_draws_its_own_probe_schedule(tiny_pair):
+    """seed_scope = problem: the policy's and the sampler's generators start from a seed of the run's
+    seed and the prompt, so two problems differ and the pooled probe rate is the one set; "run" gives
+    every problem the run's seed itself (and so one schedule for all)."""
+    import random
+
+    from tandem.sampling import problem_seed
+
+    engine = Engine(*tiny_pair)
+    prompts = [prompt_ids(engine.tokenizer, q) for q in (QUESTION, "What is 2 + 3?")]
+    for scope in ("problem", "run"):
+        cfg = RunConfig(method="mentorcollab", seed=5, settings=Settings(seed_scope=scope, temperature=0.7))
+        runs = [_Run(engine, p, cfg, "", None) for p in prompts]
+        want = [problem_seed(5, p) if scope == "problem" else 5 for p in prompts]
+        for r, seed in zip(runs, want):
+            assert r.policy.rng.getstate() == random.Random(seed).getstate()
+            assert r.sampler.seed == seed
+        assert (want[0] != want[1]) == (scope == "problem")
+    # 200 problems of 300 draws each probe at the rate set (within 4 sigma); one shared sequence,
+    # Random(1), probes 8% of its first 300 tokens at probe_rate 0.05 (RESULTS.md)
+    pooled = sum(sum(r.random() < 0.05 for _ in range(300)) for r in (random.Random(problem_seed(1, [7, i])) for i in range(200)))
+    assert abs(pooled / 60_000 - 0.05) < 4 * (0.05 * 0.95 / 60_000) ** 0.5

@@ -357,3 +357,22 @@ def test_shipped_sweep_files_expand_and_resume_the_committed_cpu_run():
         assert name in points, f"{name}.jsonl is not a point of sweeps/embedded-bf16.toml"
         new = {"config": points[name], "dataset": dataset_info("gsm8k", "test"), "models": models, "steer": None}
         assert differences(header, new) == [], name
+
+
+def test_a_file_from_before_seed_scope_resumes_only_as_seed_scope_run(tiny_pair, problems_file, tmp_path):
+    """Files written before per-problem seeds drew every problem from the run's seed: the resume check
+    reads them as seed_scope = "run", so they never mix with per-problem draws."""
+    engine = Engine(*tiny_pair)
+    problems = load(str(problems_file))[:2]
+    out = tmp_path / "old.jsonl"
+    _eval(engine, problems[:1], _cfg(method="mentorcollab", seed_scope="run", probe_rate=0.5, lookahead=2), out)
+    header, rest = out.read_text(encoding="utf-8").split("\n", 1)
+    old = json.loads(header)
+    del old["config"]["settings"]["seed_scope"]  # as an older tandem wrote it
+    out.write_text(json.dumps(old) + "\n" + rest, encoding="utf-8")
+    before = out.read_bytes()
+    with pytest.raises(EvalError, match="config differs"):
+        _eval(engine, problems, _cfg(method="mentorcollab", probe_rate=0.5, lookahead=2), out)
+    assert out.read_bytes() == before
+    _eval(engine, problems, _cfg(method="mentorcollab", seed_scope="run", probe_rate=0.5, lookahead=2), out)
+    assert [json.loads(line)["id"] for line in out.read_text(encoding="utf-8").splitlines()[1:]] == ["q0", "q1"]

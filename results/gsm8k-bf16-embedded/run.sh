@@ -5,7 +5,8 @@
 #   results/gsm8k-bf16-embedded/run.sh [OUT]      # OUT defaults to runs/gsm8k-bf16
 set -u
 cd "$(dirname "$0")/../.."
-T=".venv/bin/tandem eval -d gsm8k --dtype bfloat16 --set window=4 --max-tokens 512"
+# seed_scope=run: these files predate per-problem seeds (README, settings), so they resume only with it
+T=".venv/bin/tandem eval -d gsm8k --dtype bfloat16 --set window=4 --max-tokens 512 --set seed_scope=run"
 O=${1:-runs/gsm8k-bf16}
 for n in 10 20 30 40 50; do
   for m in srm lrm rankguide specreason mentorcollab; do

@@ -12,11 +12,12 @@ O=${1:-runs/steer}
 V=runs/vectors/qwen05-bf16-gsm8k100.pt
 S="--dtype bfloat16 --set window=4 --set tr1=3 --set tr2=41 --max-tokens 512"
 [ -f $V ] || .venv/bin/tandem calibrate -d gsm8k --split train --limit 100 $S -o $V --resume
-T=".venv/bin/tandem eval -d gsm8k -m srm $S"
+# seed_scope=run: these files predate per-problem seeds (README, settings), so they resume only with it
+T=".venv/bin/tandem eval -d gsm8k -m srm $S --set seed_scope=run"
 # SRM only: the same command as results/gsm8k-bf16-embedded/run.sh (tr1/tr2 only mark ranks, the
 # tokens are the same), so its first 50 problems resume from that run's file when it is there.
 [ -f $O/srm.jsonl ] || { mkdir -p $O; cp runs/gsm8k-bf16/srm.jsonl $O/srm.jsonl 2>/dev/null; }
-R=".venv/bin/tandem eval -d gsm8k -m srm --dtype bfloat16 --set window=4 --max-tokens 512"
+R=".venv/bin/tandem eval -d gsm8k -m srm --dtype bfloat16 --set window=4 --max-tokens 512 --set seed_scope=run"
 for n in 20 40 60 80 100 125 150 175 200; do
   for row in srm seal rankguide; do
     echo "=== $(date +%T) n=$n $row"

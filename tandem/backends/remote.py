@@ -316,7 +316,7 @@ class RemoteSession(SessionBase):
         """One streamed request: tokens are appended once the step is complete (a broken stream
         is retried from the same context, never taken as the end of the text)."""
         self.sync(ctx)
-        seed = None if sampler.temperature == 0 else sampler.seed * 100_003 + self.remote["requests"]
+        seed = None if sampler.temperature == 0 else (sampler.seed * 100_003 + self.remote["requests"]) % 2**31
         t0 = time.perf_counter()
         ids, wasted = self.m.retrying(self._counting(lambda: self._stream_step(ctx.ids, sampler, stop, max_new, seed)))
         self.usage.seconds += time.perf_counter() - t0

@@ -165,7 +165,11 @@ def differences(old: dict, new: dict) -> list[str]:
 
 
 def _upgrade(config: dict | None) -> dict | None:
-    """A config written by an older tandem, with the defaults of settings added since (so they still resume)."""
+    """A config written by an older tandem, with the defaults of settings added since (so they still resume).
+    One exception: files from before ``seed_scope`` drew every problem from the run's seed, so they
+    read as ``seed_scope = "run"`` (resume them with ``--set seed_scope=run``)."""
+    if isinstance(config, dict) and isinstance(config.get("settings"), dict) and "seed_scope" not in config["settings"]:
+        config = dict(config, settings=dict(config["settings"], seed_scope="run"))
     try:
         return RunConfig.model_validate(config).model_dump()
     except Exception:  # noqa: BLE001 - an unreadable config simply will not match

@@ -87,3 +87,22 @@ def test_report_limit_compares_the_first_problems_only(tmp_path):
     r = subprocess.run([sys.executable, "-m", "tandem.cli", "report", str(tmp_path), "-o", str(tmp_path / "cli"), "--limit", "0"],
                        capture_output=True, text=True)
     assert r.returncode == 2 and "--limit" in r.stderr
+
+
+def test_runs_that_differ_only_in_seed_scope_get_different_settings_and_plot_labels(tmp_path):
+    # two MentorCollab runs at one probe rate, one with the old fixed probe schedule: the report must tell them apart
+    _write_run(tmp_path / "srm.jsonl", "srm", [True, False], seed_scope="run")
+    _write_run(tmp_path / "mc_run.jsonl", "mentorcollab", [True, True], probe_rate=0.1, lookahead=16)
+    lines = (tmp_path / "mc_run.jsonl").read_text().splitlines()  # written before seed_scope existed: reads as "run"
+    header = json.loads(lines[0])
+    del header["config"]["settings"]["seed_scope"]
+    (tmp_path / "mc_run.jsonl").write_text("\n".join([json.dumps(header)] + lines[1:]) + "\n")
+    _write_run(tmp_path / "mc_problem.jsonl", "mentorcollab", [False, True], probe_rate=0.1, lookahead=16, seed_scope="problem")
+    from tandem.analysis.report import _point_label, load_runs, table
+
+    _, rows = table(load_runs([tmp_path]))
+    notes = {r["name"]: r["note"] for r in rows}
+    assert notes["mc_run"] == "probe_rate=0.1 seed_scope=run" and notes["mc_problem"] == "probe_rate=0.1 seed_scope=problem"
+    assert notes["srm"] == "-"  # greedy SRM-only: where its (unused) draws start says nothing
+    labels = {r["name"]: _point_label(r) for r in rows}
+    assert labels["mc_problem"] == notes["mc_problem"] and labels["srm"] == "srm"

@@ -29,6 +29,8 @@ def _settings_note(run: Run, base: dict) -> str:
 
     policy = POLICIES.get(run.method)
     relevant = set(ENGINE_SETTINGS) | set(getattr(policy, "reads", ()) if policy else run.settings)
+    if run.settings.get("temperature"):
+        relevant.add("seed_scope")  # sampled runs draw per problem or per run: two such rows differ only here
     diff = {k: v for k, v in run.settings.items() if k in relevant and base.get(k) != v}
     note = " ".join(f"{k}={v}" for k, v in sorted(diff.items()))
     if run.steered:
@@ -169,7 +171,7 @@ def pareto_plot(rows: list[dict], path: Path, title: str = "") -> None:
         pts = [(r["latency_s"], 100 * r["accuracy"]) for r in rows if r["method"] == m and r["latency_s"] is not None]
         color = f"C{i}"
         ax.scatter(*zip(*pts), marker=markers.get(m, "o"), s=90 if m == "rankguide" else 45, color=color, label=m, zorder=3)
-        labels += [(r["name"].removeprefix(m).strip("_") or r["name"], (r["latency_s"], 100 * r["accuracy"]), color)
+        labels += [(_point_label(r), (r["latency_s"], 100 * r["accuracy"]), color)
                    for r in rows if r["method"] == m and r["latency_s"] is not None and r["name"] != m]
         front = pareto_front(pts)
         if len(front) > 1:
@@ -186,6 +188,14 @@ def pareto_plot(rows: list[dict], path: Path, title: str = "") -> None:
     plt.close(fig)
 
 
+def _point_label(row: dict) -> str:
+    """What tells this point from the method's others: its settings column (only what differs from the
+    shared settings, so no ``lookahead-16_..._seed-1`` repeated at every point), else its run name."""
+    if row.get("note", "-") != "-":
+        return row["note"]
+    return row["name"].removeprefix(row["method"]).strip("_") or row["name"]
+
+
 def _place_labels(fig, ax, labels: list[tuple[str, tuple[float, float], str]]) -> None:
     """Annotate each point at the first of a few offsets whose text box stays in the axes and overlaps no earlier label.
 
@@ -194,17 +204,30 @@ def _place_labels(fig, ax, labels: list[tuple[str, tuple[float, float], str]]) -
     """
     fig.canvas.draw()  # fixes the axis limits, so text boxes can be measured
     renderer = fig.canvas.get_renderer()
-    offsets = [((5, 4), "left"), ((5, -11), "left"), ((-5, 4), "right"), ((-5, -11), "right"), ((5, 12), "left"), ((5, -19), "left")]
+    offsets = [((5, 4), "left"), ((5, -11), "left"), ((-5, 4), "right"), ((-5, -11), "right"), ((5, 12), "left"),
+               ((5, -19), "left"), ((-5, 12), "right"), ((-5, -19), "right"), ((5, 20), "left"), ((5, -27), "left")]
     placed = []
     for text, xy, color in labels:
-        for k, ((dx, dy), ha) in enumerate(offsets):
+        tried = []  # (overlapping area, offset) of each offset that failed, for when none is free
+        for (dx, dy), ha in offsets:
             a = ax.annotate(text, xy, textcoords="offset points", xytext=(dx, dy), ha=ha, fontsize=7, color=color)
             box = a.get_window_extent(renderer)
-            inside = ax.bbox.contains(box.x0, box.y0) and ax.bbox.contains(box.x1, box.y1)
-            if k == len(offsets) - 1 or (inside and not any(box.overlaps(b) for b in placed)):
-                placed.append(box)
-                break
             a.remove()
+            inside = ax.bbox.contains(box.x0, box.y0) and ax.bbox.contains(box.x1, box.y1)
+            clash = sum(_overlap(box, b) for b in placed)
+            if inside and clash == 0:
+                tried = [(0.0, (dx, dy), ha)]
+                break
+            if inside:
+                tried.append((clash, (dx, dy), ha))
+        _, (dx, dy), ha = min(tried, key=lambda t: t[0]) if tried else (0.0, *offsets[0])
+        a = ax.annotate(text, xy, textcoords="offset points", xytext=(dx, dy), ha=ha, fontsize=7, color=color)
+        placed.append(a.get_window_extent(renderer))
+
+
+def _overlap(a, b) -> float:
+    """Area (pixels) shared by two boxes."""
+    return max(0.0, min(a.x1, b.x1) - max(a.x0, b.x0)) * max(0.0, min(a.y1, b.y1) - max(a.y0, b.y0))
 
 
 def _model(header: dict, role: str) -> str:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tandem.eval import shards
-from tandem.eval.runner import IDENTITY, EvalError, ResultsFile, canonical
+from tandem.eval.runner import IDENTITY, EvalError, ResultsFile, canonical, upgrade_config
 
 
 @dataclass
@@ -29,13 +29,10 @@ class Run:
 
     @property
     def settings(self) -> dict:
-        """The run's settings, with defaults filled in for settings added after it was written."""
-        from tandem.config import Settings
-
-        try:
-            return Settings.model_validate(self.header["config"].get("settings", {})).model_dump()
-        except Exception:  # noqa: BLE001 - a file from a much older tandem: show what it has
-            return self.header["config"].get("settings", {})
+        """The run's settings, read as the resume check reads them: defaults filled in for settings added
+        after the file was written, and ``seed_scope = "run"`` for files from before it existed."""
+        config = upgrade_config(self.header["config"])
+        return config.get("settings", {}) if isinstance(config, dict) else {}
 
     @property
     def steered(self) -> bool:

@@ -160,11 +160,11 @@ class ResultsFile:
 def differences(old: dict, new: dict) -> list[str]:
     """The IDENTITY keys in which a file's header ``old`` (written by this or an older tandem) and a
     new run's header ``new`` differ; the file resumes only when there are none."""
-    old = dict(old, config=_upgrade(old.get("config")), models=_upgrade_models(old.get("models"), new.get("models")))
+    old = dict(old, config=upgrade_config(old.get("config")), models=_upgrade_models(old.get("models"), new.get("models")))
     return [k for k in IDENTITY if canonical(old.get(k)) != canonical(new.get(k))]
 
 
-def _upgrade(config: dict | None) -> dict | None:
+def upgrade_config(config: dict | None) -> dict | None:
     """A config written by an older tandem, with the defaults of settings added since (so they still resume).
     One exception: files from before ``seed_scope`` drew every problem from the run's seed, so they
     read as ``seed_scope = "run"`` (resume them with ``--set seed_scope=run``)."""

@@ -21,7 +21,7 @@ from tandem.policies.registry import register
 @register
 class MentorCollab(Policy):
     name = "mentorcollab"
-    reads = ("probe_rate", "probe_unit", "lookahead", "verifier")
+    reads = ("probe_rate", "probe_unit", "lookahead", "verifier", "seed_scope")  # seed_scope: where the probes fall
     mentored = True
 
     def __init__(self, settings, seed: int = 0):

@@ -41,10 +41,10 @@ def test_paired_counts_only_discordant_problems():
     assert str(paired({str(i): True for i in range(12)}, {str(i): False for i in range(12)}, [str(i) for i in range(12)])) == "+12 / -0 (p < 0.001)"
 
 
-def _write_run(path, method: str, correct: list[bool], **settings):
+def _write_run(path, method: str, correct: list[bool], seed: int = 0, **settings):
     header = {
         "type": "header",
-        "config": RunConfig(method=method, settings=settings).model_dump(),
+        "config": RunConfig(method=method, seed=seed, settings=settings).model_dump(),
         "dataset": {"name": "gsm8k", "split": "test"},
         "models": {r: {"name": r, "runtime": {"device": "cpu", "dtype": "bfloat16"}} for r in ("srm", "lrm")},
         "steer": None,
@@ -106,3 +106,58 @@ def test_runs_that_differ_only_in_seed_scope_get_different_settings_and_plot_lab
     assert notes["srm"] == "-"  # greedy SRM-only: where its (unused) draws start says nothing
     labels = {r["name"]: _point_label(r) for r in rows}
     assert labels["mc_problem"] == notes["mc_problem"] and labels["srm"] == "srm"
+
+
+def test_runs_that_differ_only_in_seed_show_it_where_the_method_draws(tmp_path):
+    # two MentorCollab runs with per-problem probes from seeds 1 and 2: the same settings, other probe positions
+    _write_run(tmp_path / "srm.jsonl", "srm", [True, False], seed=3)
+    _write_run(tmp_path / "mc_s1.jsonl", "mentorcollab", [True, True], seed=1, probe_rate=0.1, seed_scope="problem")
+    _write_run(tmp_path / "mc_s2.jsonl", "mentorcollab", [False, True], seed=2, probe_rate=0.1, seed_scope="problem")
+    from tandem.analysis.report import load_runs, table
+
+    notes = {r["name"]: r["note"] for r in table(load_runs([tmp_path]))[1]}
+    assert notes == {"srm": "-", "mc_s1": "probe_rate=0.1 seed=1", "mc_s2": "probe_rate=0.1 seed=2"}
+    (tmp_path / "mc_s2.jsonl").unlink()  # one drawing run: its seed differs from the SRM's, which draws nothing
+    assert {r["name"]: r["note"] for r in table(load_runs([tmp_path]))[1]} == {"srm": "-", "mc_s1": "probe_rate=0.1"}
+
+
+def _png_size(path) -> tuple[int, int]:
+    import matplotlib.image
+
+    h, w = matplotlib.image.imread(path).shape[:2]
+    return w, h
+
+
+def test_crowded_pareto_plot_numbers_its_points_and_keys_them_below(tmp_path):
+    """Points too close for their settings beside them get numbers and a key under the axes (a taller
+    figure); points with room keep their settings beside them (the figure's own size)."""
+    from tandem.analysis.report import pareto_plot
+
+    def row(name, method, lat, acc, note):
+        return {"name": name, "method": method, "latency_s": lat, "accuracy": acc, "note": note}
+
+    sparse = [row("srm", "srm", 10, 0.2, "-"), row("lrm", "lrm", 50, 0.5, "-"), row("rg", "rankguide", 30, 0.35, "te=0.9")]
+    pareto_plot(sparse, tmp_path / "sparse.png")
+    crowded = sparse + [row(f"mc{i}", "mentorcollab", 30 + 0.2 * i, 0.35 + 0.002 * i, f"probe_rate=0.{i} seed={i} seed_scope=problem")
+                        for i in range(1, 7)]
+    pareto_plot(crowded, tmp_path / "crowded.png")
+    (w1, h1), (w2, h2) = _png_size(tmp_path / "sparse.png"), _png_size(tmp_path / "crowded.png")
+    assert w1 == w2 and h1 == round(4.4 * 150) and h2 > h1 + 3 * 11 / 72 * 150  # at least 4 key lines (7 labels, two columns)
+
+
+def test_pareto_points_measured_on_a_loaded_machine_are_flagged(tmp_path):
+    """A run most of whose problems finished while the load average was above 1.5x the CPUs is marked busy
+    (drawn hollow); one loaded problem in three is named in the note but not drawn hollow."""
+    from tandem.analysis.report import _busy, load_runs
+
+    host = {"node": "box", "cpus": 2}
+    for name, loads in (("quiet", [0.5, 4.0, 1.0]), ("loaded", [3.5, 4.0, 1.0])):
+        _write_run(tmp_path / f"{name}.jsonl", "srm", [True, False, True])
+        lines = (tmp_path / f"{name}.jsonl").read_text().splitlines()
+        recs = [json.dumps(dict(json.loads(x), load=ld, host=host)) for x, ld in zip(lines[1:], loads)]
+        (tmp_path / f"{name}.jsonl").write_text("\n".join([lines[0]] + recs) + "\n")
+    ids = {"q0", "q1", "q2"}
+    busy = {r.name: _busy(r, ids) for r in load_runs([tmp_path])}
+    assert busy == {"quiet": (1, 3), "loaded": (2, 3)}
+    md = (report([tmp_path]) / "report.md").read_text()
+    assert "(other work sharing them): loaded (2 of 3), quiet (1 of 3)." in md

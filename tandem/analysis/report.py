@@ -23,15 +23,25 @@ METHOD_ORDER = ["srm", "lrm", "specreason", "glimprouter", "mentorcollab", "rank
 ENGINE_SETTINGS = ("delimiter", "temperature", "top_p", "max_step_tokens", "answer_tokens")
 
 
-def _settings_note(run: Run, base: dict) -> str:
-    """The settings this run's method reads (plus engine-wide ones) that differ from the shared ones."""
+def _relevant(run: Run) -> set[str]:
+    """The settings that change what this run computes: its method's, the engine-wide ones, and
+    ``seed_scope`` where the run draws (MentorCollab's probes, sampling)."""
     from tandem.policies import POLICIES
 
     policy = POLICIES.get(run.method)
     relevant = set(ENGINE_SETTINGS) | set(getattr(policy, "reads", ()) if policy else run.settings)
     if run.settings.get("temperature"):
         relevant.add("seed_scope")  # sampled runs draw per problem or per run: two such rows differ only here
+    return relevant
+
+
+def _settings_note(run: Run, base: dict, seeds_differ: bool = False) -> str:
+    """The settings this run reads that differ from the shared ones; the seed too where the run draws
+    and the drawing runs compared differ in it."""
+    relevant = _relevant(run)
     diff = {k: v for k, v in run.settings.items() if k in relevant and base.get(k) != v}
+    if seeds_differ and "seed_scope" in relevant:
+        diff["seed"] = run.header["config"].get("seed")  # two such rows may differ only in where the draws start
     note = " ".join(f"{k}={v}" for k, v in sorted(diff.items()))
     if run.steered:
         s = run.header["steer"]
@@ -48,7 +58,8 @@ def _fmt(x, spec: str) -> str:
 def table(runs: list[Run]) -> tuple[str, list[dict]]:
     ids = common_ids(runs)
     shared = {k: v for k, v in runs[0].settings.items() if all(r.settings.get(k) == v for r in runs)}
-    rows = [summarize(r, ids) | {"note": _settings_note(r, shared), "steered": r.steered} for r in runs]
+    seeds_differ = len({r.header["config"].get("seed") for r in runs if "seed_scope" in _relevant(r)}) > 1
+    rows = [summarize(r, ids) | {"note": _settings_note(r, shared, seeds_differ), "steered": r.steered} for r in runs]
     lrm = _baseline(rows, "lrm")
     srm = _baseline(rows, "srm")
     rank = {m: i for i, m in enumerate(METHOD_ORDER)}
@@ -132,15 +143,21 @@ def _host_note(runs: list[Run], ids: set[str]) -> str:
     return f"Latency measured on more than one machine: {machines}. Problems per machine (mean latency there): {shares}."
 
 
+def _busy(run: Run, ids: set[str]) -> tuple[int, int]:
+    """(problems finished while other work loaded the machine, problems with a load recorded): busy means the
+    1-minute load average was above the machine's CPUs by half again. The load average lags, so this flags,
+    it does not measure."""
+    rs = [rec for rec in run.results if rec["id"] in ids and rec.get("load") is not None and rec.get("host")]
+    return sum(rec["load"] > 1.5 * max(1, rec["host"].get("cpus") or 1) for rec in rs), len(rs)
+
+
 def _load_note(runs: list[Run], ids: set[str]) -> str:
-    """Problems finished while other work loaded the machine (1-minute load average above its CPUs by half
-    again): their latencies were slowed by it. The load average lags, so this flags, it does not measure."""
+    """Runs with problems finished on a loaded machine (``_busy``): their latencies were slowed by it."""
     marks = []
     for r in runs:
-        rs = [rec for rec in r.results if rec["id"] in ids and rec.get("load") is not None and rec.get("host")]
-        busy = [rec for rec in rs if rec["load"] > 1.5 * max(1, rec["host"].get("cpus") or 1)]
+        busy, n = _busy(r, ids)
         if busy:
-            marks.append(f"{r.name} ({len(busy)} of {len(rs)})")
+            marks.append(f"{r.name} ({busy} of {n})")
     if not marks:
         return ""
     return "Problems finished while the machine's load average was above 1.5x its CPUs (other work sharing them): " + ", ".join(marks) + "."
@@ -168,9 +185,16 @@ def pareto_plot(rows: list[dict], path: Path, title: str = "") -> None:
     methods = sorted({r["method"] for r in rows}, key=lambda m: METHOD_ORDER.index(m) if m in METHOD_ORDER else 99)
     labels = []
     for i, m in enumerate(methods):
-        pts = [(r["latency_s"], 100 * r["accuracy"]) for r in rows if r["method"] == m and r["latency_s"] is not None]
+        mine = [r for r in rows if r["method"] == m and r["latency_s"] is not None]
+        pts = [(r["latency_s"], 100 * r["accuracy"]) for r in mine]
         color = f"C{i}"
-        ax.scatter(*zip(*pts), marker=markers.get(m, "o"), s=90 if m == "rankguide" else 45, color=color, label=m, zorder=3)
+        label = m  # on the first group drawn, so the legend shows a filled marker where the method has one
+        for hollow in (False, True):
+            group = [p for p, r in zip(pts, mine) if bool(r.get("busy")) == hollow]
+            if group:
+                ax.scatter(*zip(*group), marker=markers.get(m, "o"), s=90 if m == "rankguide" else 45, edgecolors=color,
+                           facecolors="none" if hollow else color, linewidths=1.2, label=label, zorder=3)
+                label = None
         labels += [(_point_label(r), (r["latency_s"], 100 * r["accuracy"]), color)
                    for r in rows if r["method"] == m and r["latency_s"] is not None and r["name"] != m]
         front = pareto_front(pts)
@@ -179,13 +203,37 @@ def pareto_plot(rows: list[dict], path: Path, title: str = "") -> None:
     ax.set_xlabel("mean latency per problem (s)")
     ax.set_ylabel("accuracy (%)")
     ax.grid(alpha=0.3)
+    if any(r.get("busy") for r in rows):  # a proxy entry: hollow means the latency was measured on a loaded machine
+        ax.scatter([], [], marker="o", s=45, facecolors="none", edgecolors="0.4", label="hollow: most problems\nfinished on a loaded machine")
     ax.legend(frameon=True, framealpha=0.9, edgecolor="0.8", fontsize=9)  # framed: a one-entry legend must not read as a data point
     if title:
         ax.set_title(textwrap.fill(title, 80), fontsize=9)  # long model names would run off the figure
     fig.tight_layout()
-    _place_labels(fig, ax, labels)
+    points = [(r["latency_s"], 100 * r["accuracy"]) for r in rows if r["latency_s"] is not None]
+    drawn, clean = _place_labels(fig, ax, labels, points)
+    if not clean:  # too crowded for its settings beside each marker: a number there, the settings in a key below
+        for a in drawn:
+            a.remove()
+        _key_below(fig, ax, labels)
+        _place_labels(fig, ax, [(str(n), xy, color) for n, (_, xy, color) in enumerate(labels, 1)], points)
     fig.savefig(path)
     plt.close(fig)
+
+
+def _key_below(fig, ax, labels: list[tuple[str, tuple[float, float], str]]) -> None:
+    """Grow the figure downwards and list ``n  settings`` for each labelled point there, in its method's
+    colour, in two columns: the numbers beside the markers refer to it."""
+    rows = (len(labels) + 1) // 2
+    line = 11 / 72  # inches per key line (7-point text)
+    extra = rows * line + 0.15
+    w, h = fig.get_size_inches()
+    bottom = ax.get_position().y0 * h  # the axes' lower edge and what is below it (the x label), in inches
+    fig.set_size_inches(w, h + extra)
+    pos = ax.get_position()
+    ax.set_position([pos.x0, (bottom + extra) / (h + extra), pos.width, pos.height * h / (h + extra)])
+    for n, (text, _, color) in enumerate(labels, 1):
+        col, row = divmod(n - 1, rows)
+        fig.text(0.02 + 0.5 * col, (extra - 0.1 - (row + 0.8) * line) / (h + extra), f"{n}  {text}", fontsize=7, color=color)
 
 
 def _point_label(row: dict) -> str:
@@ -196,33 +244,44 @@ def _point_label(row: dict) -> str:
     return row["name"].removeprefix(row["method"]).strip("_") or row["name"]
 
 
-def _place_labels(fig, ax, labels: list[tuple[str, tuple[float, float], str]]) -> None:
-    """Annotate each point at the first of a few offsets whose text box stays in the axes and overlaps no earlier label.
+def _place_labels(fig, ax, labels: list[tuple[str, tuple[float, float], str]], points=()) -> tuple[list, bool]:
+    """Annotate each point at the first of a few offsets whose text box stays in the axes and overlaps no
+    earlier label and no marker (``points``, data coordinates). Returns the annotations and whether every
+    one found a free place next to its marker.
 
     Operating points of different methods often sit within a few pixels of each other; a fixed
-    offset makes their labels print over one another.
+    offset makes their labels print over one another or over a neighbour's marker.
     """
+    from matplotlib.transforms import Bbox
+
     fig.canvas.draw()  # fixes the axis limits, so text boxes can be measured
     renderer = fig.canvas.get_renderer()
+    r = 6 * fig.dpi / 72  # a marker's half-width in pixels (markers are about 12 points across)
+    centres = [tuple(c) for c in ax.transData.transform(list(points))] if points else []
     offsets = [((5, 4), "left"), ((5, -11), "left"), ((-5, 4), "right"), ((-5, -11), "right"), ((5, 12), "left"),
                ((5, -19), "left"), ((-5, 12), "right"), ((-5, -19), "right"), ((5, 20), "left"), ((5, -27), "left")]
-    placed = []
+    placed, drawn, clean = [], [], True
     for text, xy, color in labels:
+        own = tuple(ax.transData.transform([xy])[0])  # its own marker is what it sits beside, not an obstacle
+        markers = [Bbox.from_extents(x - r, y - r, x + r, y + r) for x, y in centres if (x, y) != own]
         tried = []  # (overlapping area, offset) of each offset that failed, for when none is free
         for (dx, dy), ha in offsets:
             a = ax.annotate(text, xy, textcoords="offset points", xytext=(dx, dy), ha=ha, fontsize=7, color=color)
             box = a.get_window_extent(renderer)
             a.remove()
             inside = ax.bbox.contains(box.x0, box.y0) and ax.bbox.contains(box.x1, box.y1)
-            clash = sum(_overlap(box, b) for b in placed)
+            clash = sum(_overlap(box, b) for b in placed + markers)
             if inside and clash == 0:
                 tried = [(0.0, (dx, dy), ha)]
                 break
             if inside:
                 tried.append((clash, (dx, dy), ha))
-        _, (dx, dy), ha = min(tried, key=lambda t: t[0]) if tried else (0.0, *offsets[0])
+        clash, (dx, dy), ha = min(tried, key=lambda t: t[0]) if tried else (None, *offsets[0])
         a = ax.annotate(text, xy, textcoords="offset points", xytext=(dx, dy), ha=ha, fontsize=7, color=color)
         placed.append(a.get_window_extent(renderer))
+        drawn.append(a)
+        clean = clean and clash == 0 and abs(dy) <= 12  # inside, free, and next to its marker
+    return drawn, clean
 
 
 def _overlap(a, b) -> float:
@@ -249,6 +308,9 @@ def report(paths: list[str | Path], out: Path | None = None, limit: int | None =
     out.mkdir(parents=True, exist_ok=True)
     md, rows = table(runs)
     ids = set(common_ids(runs))  # the notes speak of the problems the table compares
+    busy = {r.name: _busy(r, ids) for r in runs}
+    for row in rows:  # the plot draws these hollow: their latency is not comparable with the others'
+        row["busy"] = busy[row["name"]][0] > busy[row["name"]][1] / 2
     for note in (_concurrency_note(runs, ids), _host_note(runs, ids), _load_note(runs, ids)):
         if note:
             md += "\n" + note + "\n"

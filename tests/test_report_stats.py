@@ -161,3 +161,17 @@ def test_pareto_points_measured_on_a_loaded_machine_are_flagged(tmp_path):
     assert busy == {"quiet": (1, 3), "loaded": (2, 3)}
     md = (report([tmp_path]) / "report.md").read_text()
     assert "(other work sharing them): loaded (2 of 3), quiet (1 of 3)." in md
+
+
+def test_report_states_each_runs_decode_speed_with_prefill_left_out(tmp_path):
+    """Decode speed per run and model, from the recorded usage: generated tokens over decoding seconds
+    (seconds minus prefill_seconds), summed over the compared problems; '-' for a model that wrote nothing."""
+    timing = {"srm": {"srm": (20, 2.5, 0.5), "lrm": (0, 0.0, 0.0)}, "router": {"srm": (10, 1.0, 0.0), "lrm": (10, 2.2, 0.2)}}
+    for name, method in (("srm", "srm"), ("router", "glimprouter")):
+        _write_run(tmp_path / f"{name}.jsonl", method, [True, False])
+        lines = (tmp_path / f"{name}.jsonl").read_text().splitlines()
+        usage = {role: {"completion_tokens": t, "seconds": s, "prefill_seconds": p} for role, (t, s, p) in timing[name].items()}
+        recs = [json.dumps(dict(json.loads(x), usage=usage)) for x in lines[1:]]
+        (tmp_path / f"{name}.jsonl").write_text("\n".join([lines[0]] + recs) + "\n")
+    md = (report([tmp_path]) / "report.md").read_text()
+    assert "(generated tokens per second of decoding, prefill excluded; SRM / LRM): router 10.0 / 5.0, srm 10.0 / -." in md

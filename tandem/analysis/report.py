@@ -299,6 +299,22 @@ def _model(header: dict, role: str) -> str:
     return f"{m['name']} ({', '.join(marks)})" if marks else m["name"]
 
 
+def _speed_note(runs: list[Run], ids: set[str]) -> str:
+    """Each run's decode speed per model: generated tokens per second of decoding (prefill excluded),
+    measured over the compared problems. Two machines with the same CPU name can decode at very different
+    speeds; this is what tells a slow latency from a slow host."""
+    parts = []
+    for r in runs:
+        speeds = []
+        for role in ("srm", "lrm"):
+            use = [rec["usage"][role] for rec in r.results if rec["id"] in ids and (rec.get("usage") or {}).get(role)]
+            toks = sum(u.get("completion_tokens", 0) for u in use)
+            secs = sum(u.get("seconds", 0.0) - u.get("prefill_seconds", 0.0) for u in use)
+            speeds.append(f"{toks / secs:.1f}" if toks and secs > 0 else "-")
+        parts.append(f"{r.name} {speeds[0]} / {speeds[1]}")
+    return "Decode speed (generated tokens per second of decoding, prefill excluded; SRM / LRM): " + ", ".join(parts) + "."
+
+
 def report(paths: list[str | Path], out: Path | None = None, limit: int | None = None) -> Path:
     """Write report.md and pareto.png next to the runs (or into ``out``); return the folder.
     ``limit``: compare on the first N problems every run finished only."""
@@ -311,7 +327,7 @@ def report(paths: list[str | Path], out: Path | None = None, limit: int | None =
     busy = {r.name: _busy(r, ids) for r in runs}
     for row in rows:  # the plot draws these hollow: their latency is not comparable with the others'
         row["busy"] = busy[row["name"]][0] > busy[row["name"]][1] / 2
-    for note in (_concurrency_note(runs, ids), _host_note(runs, ids), _load_note(runs, ids)):
+    for note in (_concurrency_note(runs, ids), _host_note(runs, ids), _load_note(runs, ids), _speed_note(runs, ids)):
         if note:
             md += "\n" + note + "\n"
     if ids and (_baseline(rows, "srm") or _baseline(rows, "lrm")):

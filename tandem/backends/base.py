@@ -106,6 +106,21 @@ Sampler = Callable[[torch.Tensor], int]
 StopRule = Callable[[int], bool]
 
 
+class StopTokens:
+    """A ``StopRule`` that ends on any of a fixed set of token ids and says which, so a server
+    can stop there itself (vLLM's ``stop_token_ids``) instead of being cut off mid-stream.
+    ``before`` runs before every check (the engine's cancellation check)."""
+
+    def __init__(self, ids, before: Callable[[], None] | None = None):
+        self.token_ids = frozenset(ids)
+        self.before = before
+
+    def __call__(self, token_id: int) -> bool:
+        if self.before is not None:
+            self.before()
+        return token_id in self.token_ids
+
+
 class SessionBase:
     """What every backend's session shares: its role, how much of the context it has fed
     (``seen``), its usage, the logits of the last fed token, and the decode loop."""

@@ -23,11 +23,15 @@ The server's prefix cache does the incremental work: each request carries the
 whole context, and the server recomputes only the suffix it has not cached.
 Where the server says how much it recomputed (llama-server ``timings.prompt_n``,
 vLLM ``prompt_tokens_details.cached_tokens``) it is summed in
-``usage.remote.recomputed_tokens``; otherwise that field stays ``None``.
+``usage.remote.recomputed_tokens`` over the ``reported_requests`` that said it;
+if none did that field stays ``None``.
 
 Generation streams and closes the stream at the first token the engine's stop
 rule accepts (a step boundary), so the server stops within a token of where an
-in-process model would. Errors are retried with exponential backoff (connection
+in-process model would. In the ids dialect the stop rule's ids also go out as
+``stop_token_ids``: vLLM then ends the request at the boundary itself and sends
+its closing usage chunk (the only one with ``cached_tokens``), which is read
+before the stream is closed. Errors are retried with exponential backoff (connection
 failures, timeouts, 429 and 5xx, a stream cut before its end); when the tries
 run out the problem fails with a ``RemoteError`` naming the server. A broken
 stream is never taken as end of text: its tokens are dropped and the request
@@ -154,7 +158,8 @@ class RemoteModel:
 
     # -- one request ---------------------------------------------------------------
     def _payload(self, ids: list[int], max_tokens: int, logprobs: int = 0, temperature: float = 0.0,
-                 top_p: float = 1.0, seed: int | None = None, stream: bool = False, dialect: str | None = None) -> dict:
+                 top_p: float = 1.0, seed: int | None = None, stream: bool = False, dialect: str | None = None,
+                 stop_ids=None) -> dict:
         dialect = dialect or self.dialect
         p = {
             "model": self.model,
@@ -173,6 +178,10 @@ class RemoteModel:
         if dialect == "ids":
             p["return_tokens_as_token_ids"] = True  # vLLM: logprob tokens as "token_id:N"
             p["timings_per_token"] = True  # llama-server: how many prompt tokens it evaluated
+            if stop_ids:
+                # vLLM stops at the step boundary itself and still reports the stop token's id and
+                # the request's cached prompt tokens; servers without the field ignore it and are cut
+                p["stop_token_ids"] = sorted(stop_ids)
             if stream:
                 p["stream_options"] = {"include_usage": True, "continuous_usage_stats": True}
         return p
@@ -275,7 +284,7 @@ class RemoteSession(SessionBase):
         self._stale = True
         self._ctx: Context | None = None
         self.remote = {"dialect": model.dialect, "requests": 0, "retried_requests": 0, "sent_tokens": 0, "server_prompt_tokens": 0,
-                       "recomputed_tokens": None, "text_mismatches": 0, "wasted_tokens": 0}
+                       "recomputed_tokens": None, "reported_requests": 0, "text_mismatches": 0, "wasted_tokens": 0}
         self.usage.remote = self.remote
 
     # -- the Session contract ---------------------------------------------------------
@@ -377,21 +386,24 @@ class RemoteSession(SessionBase):
             recomputed = int(usage["prompt_tokens"]) - int(details["cached_tokens"])
         if recomputed is not None:
             self.remote["recomputed_tokens"] = (self.remote["recomputed_tokens"] or 0) + recomputed
+            self.remote["reported_requests"] += 1
 
     def _stream_step(self, ids: list[int], sampler, stop, max_new: int, seed) -> tuple[list[int], int]:
         """Stream one step; returns (kept ids, tokens the server generated beyond them)."""
         self._check_text(ids)
         text_mode = self.m.dialect == "text"
         payload = self.m._payload(ids, max_new + (1 if text_mode else 0), logprobs=0 if text_mode else 1,
-                                  temperature=sampler.temperature, top_p=sampler.top_p, seed=seed, stream=True)
+                                  temperature=sampler.temperature, top_p=sampler.top_p, seed=seed, stream=True,
+                                  stop_ids=getattr(stop, "token_ids", None))
         out: list[int] = []
-        text, finish, last = "", None, {}
+        text, finish, stopped_on, last = "", None, None, {}
         chunks = self.m.stream(payload)
         try:
             for chunk in chunks:
                 last = chunk
                 choice = (chunk.get("choices") or [{}])[0]
                 finish = choice.get("finish_reason") or finish
+                stopped_on = choice.get("stop_reason", stopped_on)
                 if text_mode:
                     text += choice.get("text") or ""
                     out = self.m.tokenizer.encode(text, add_special_tokens=False)
@@ -402,12 +414,19 @@ class RemoteSession(SessionBase):
                     cut = _first_stop(out, stop)
                 if cut is not None or len(out) >= max_new:
                     break
+            if finish is not None:  # the server ended the request itself: its last chunk may carry
+                for chunk in chunks:  # the usage with cached tokens (vLLM sends it after the finish)
+                    last = chunk if chunk.get("usage") else last
         finally:
             chunks.close()
         self._server_report(last)
         produced = len(out)
-        if cut is None and finish == "stop" and (not out or out[-1] != self.m.eos_id):
-            out.append(self.m.eos_id)  # no stop strings are sent: "stop" means the model ended its text
+        if cut is None and finish == "stop":
+            # "stop" means the model ended its text (EOS) or hit one of the stop ids, which vLLM
+            # names in stop_reason; a server that left that token out of its stream gets it back
+            end = stopped_on if isinstance(stopped_on, int) and stop(stopped_on) else self.m.eos_id
+            if not out or out[-1] != end:
+                out.append(end)
             cut = _first_stop(out, stop)
         keep = out[: (cut + 1) if cut is not None else max_new]
         return keep, max(produced - len(keep), 0)

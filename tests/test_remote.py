@@ -55,7 +55,7 @@ def _start(kind: str, log):
 
 @pytest.fixture(scope="module", params=["python", "cpp", "vllm"])
 def server(request, tmp_path_factory):
-    s = _start(request.param, tmp_path_factory.mktemp("llama-server") / "server.log")
+    s = _start(request.param, tmp_path_factory.mktemp(f"server-{request.param}") / "server.log")
     yield s
     s.stop()
 

@@ -18,15 +18,17 @@ import time
 
 import torch
 import uvicorn
+from transformers import DynamicCache
 from fastapi import FastAPI, HTTPException
 from fastapi.responses import StreamingResponse
 
 from llama_server import free_port
+from tandem.backends.hf import HFModel
 
 
 class IdsServer:
     def __init__(self, model, tokenizer, name: str = "tiny-lrm", omit_stop: bool = False):
-        self.model, self.tokenizer, self.name, self.omit_stop = model.eval(), tokenizer, name, omit_stop
+        self.hf, self.tokenizer, self.name, self.omit_stop = HFModel(model, tokenizer, name), tokenizer, name, omit_stop
         self.seen: list[list[int]] = []  # every sequence a request computed, for the cached count
         self.totals = {"prompt_tokens": 0, "cached_tokens": 0, "requests": 0, "stopped": 0}
         self.lock = threading.Lock()
@@ -91,7 +93,8 @@ class IdsServer:
         k = int(body.get("logprobs") or 0)
         with self.lock:
             cached = min(max((_common(prompt, s) for s in self.seen), default=0), len(prompt) - 1)
-            out = self.model(torch.tensor([prompt]), use_cache=True)
+            cache = DynamicCache(config=self.hf.config)
+            out = self.hf.forward(torch.tensor([prompt]), cache)
             tokens, finish, stop_reason, fed = [], "length", None, list(prompt)
             for _ in range(max_tokens):
                 lp = torch.log_softmax(out.logits[0, -1].float(), -1)
@@ -106,7 +109,7 @@ class IdsServer:
                 tokens.append(entry)
                 if len(tokens) < max_tokens:
                     fed.append(tok)
-                    out = self.model(torch.tensor([[tok]]), past_key_values=out.past_key_values, use_cache=True)
+                    out = self.hf.forward(torch.tensor([[tok]]), cache)
             self.seen.append(fed)
             self.totals["prompt_tokens"] += len(prompt)
             self.totals["cached_tokens"] += cached

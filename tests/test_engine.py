@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 from accounting import assert_handoff_accounting
@@ -41,6 +43,15 @@ def test_single_model_equals_generate(tiny_pair, method, which):
     assert ctx_ids(engine, trace)[len(prompt):] == ref
     other = trace.usage["lrm" if method == "srm" else "srm"]
     assert other.prompt_tokens == other.completion_tokens == 0
+
+
+@pytest.mark.parametrize("method,settings", [("test-alternate", {}), ("specreason", {"accept": 9})])
+def test_forwards_use_no_deprecated_transformers_argument(tiny_pair, method, settings):
+    """transformers 5.24 renamed forward's past_key_values to cache and drops the old name in 5.40,
+    which pyproject allows: a FutureWarning from a forward (hand-offs, scoring forks) is a break to come."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        run(tiny_pair, method, max_tokens=30, max_step_tokens=5, **settings)
 
 
 def test_boundary_tokens_by_id_include_merged_tokens(tiny_tokenizer):

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import statistics
 import sys
 from pathlib import Path
@@ -27,7 +26,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from llama_server import LlamaCppServer  # noqa: E402
+from llama_server import LlamaCppServer, stop_servers_on_sigterm  # noqa: E402
 from vllm_server import VllmServer, vllm_python  # noqa: E402
 
 from tandem.backends.embedded import EMBEDDED, assemble, cache_path  # noqa: E402
@@ -119,8 +118,7 @@ def main() -> None:
     ap.add_argument("--methods", nargs="+", default=["lrm", "rankguide"], choices=["lrm", "rankguide"])
     ap.add_argument("--out", type=Path, default=Path("bench/results/lrm-backends"))
     args = ap.parse_args()
-    # a plain kill must stop the server too (it runs in its own process group): exit through finally
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    stop_servers_on_sigterm()
     args.out.mkdir(parents=True, exist_ok=True)
     problems = load("gsm8k", "test", args.limit)
     srm = load_model("embedded", "srm", "cpu", "float32")

@@ -25,6 +25,7 @@ import httpx
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from llama_server import stop_servers_on_sigterm  # noqa: E402
 from vllm_server import VllmServer  # noqa: E402
 
 from tandem.backends.embedded import EMBEDDED, cache_path  # noqa: E402
@@ -61,6 +62,7 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=3)
     ap.add_argument("--out", type=Path, default=Path("bench/results/vllm-cpu-threads"))
     args = ap.parse_args()
+    stop_servers_on_sigterm()
     args.out.mkdir(parents=True, exist_ok=True)
     rows = [measure(name, CONFIGS[name], args.tokens, args.requests, args.out) for name in args.configs]
     lines = ["| vLLM worker | start-up s | decode tok/s per request | mean |", "|---|---|---|---|"]

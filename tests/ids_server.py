@@ -18,9 +18,9 @@ import time
 
 import torch
 import uvicorn
-from transformers import DynamicCache
 from fastapi import FastAPI, HTTPException
 from fastapi.responses import StreamingResponse
+from transformers import DynamicCache
 
 from llama_server import free_port
 from tandem.backends.hf import HFModel

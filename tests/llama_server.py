@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -28,6 +29,12 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def stop_servers_on_sigterm() -> None:
+    """Make a plain ``kill`` of a benchmark leave through its ``finally`` blocks, which stop its
+    servers: they run in their own process groups and would otherwise outlive it."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
 
 def llama_server_binary() -> str | None:
@@ -55,7 +62,11 @@ class LlamaCppServer:
                    "--parallel", "1"] + (["-t", str(threads)] if threads else [])
         self._log = open(self.log, "w")
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT)
-        self._wait()
+        try:
+            self._wait()
+        except BaseException:  # not up, or the caller is leaving (Ctrl-C, SIGTERM): no orphan server
+            self.stop()
+            raise
 
     def _wait(self, timeout: float = 120) -> None:
         end = time.monotonic() + timeout
@@ -69,7 +80,6 @@ class LlamaCppServer:
             except httpx.HTTPError:
                 pass
             time.sleep(0.3)
-        self.stop()
         raise RuntimeError(f"llama_cpp.server did not come up in {timeout} s")
 
     def prefix_matches(self) -> list[tuple[int, int]]:

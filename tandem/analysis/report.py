@@ -80,6 +80,9 @@ def table(runs: list[Run]) -> tuple[str, list[dict]]:
             f"| {_fmt(lat_rel, '.2f')} | {_fmt(r['steps'], '.1f')} | {_fmt(steps_rel, '.2f')} | {_fmt(r['tokens'], '.0f')} "
             f"| {_fmt(r['validation_ratio'], '.3f')} | {_fmt(r['lrm_share'], '.1%')} |"
         )
+    lines.append("\nTokens: of the final text, per problem. LRM share: the LRM's part of all the tokens both models "
+                 "generated, drafts that were thrown away (SpecReason's rejected steps, MentorCollab's unused lookaheads) "
+                 "included, so it measures the LRM's work rather than its part of the text.")
     return "\n".join(lines) + "\n", rows
 
 

@@ -26,7 +26,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from llama_server import LlamaCppServer, stop_servers_on_sigterm  # noqa: E402
+from llama_server import LlamaCppServer  # noqa: E402
+from servers import stop_servers_on_sigterm  # noqa: E402
 from vllm_server import VllmServer, vllm_python  # noqa: E402
 
 from tandem.backends.embedded import EMBEDDED, assemble, cache_path  # noqa: E402

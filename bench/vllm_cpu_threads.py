@@ -25,7 +25,7 @@ import httpx
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from llama_server import stop_servers_on_sigterm  # noqa: E402
+from servers import stop_servers_on_sigterm  # noqa: E402
 from vllm_server import VllmServer  # noqa: E402
 
 from tandem.backends.embedded import EMBEDDED, cache_path  # noqa: E402

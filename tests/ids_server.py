@@ -22,7 +22,7 @@ from fastapi import FastAPI, HTTPException
 from fastapi.responses import StreamingResponse
 from transformers import DynamicCache
 
-from llama_server import free_port
+from servers import free_port
 from tandem.backends.hf import HFModel
 
 

@@ -22,7 +22,8 @@ from tandem.eval.datasets import Problem
 from tandem.eval.runner import ResultsFile, run_eval, solve_problem
 from tandem.prompt import prompt_ids
 from tandem.sampling import Sampler
-from llama_server import LlamaCppServer, free_port, llama_server_binary
+from llama_server import LlamaCppServer, llama_server_binary
+from servers import free_port
 from vllm_server import BLOCK, VllmServer, vllm_python
 
 DIALECT = {"python": "text", "cpp": "ids", "vllm": "ids"}

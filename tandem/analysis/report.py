@@ -352,10 +352,9 @@ def report(paths: list[str | Path], out: Path | None = None, limit: int | None =
     md, rows = table(runs)
     ids = set(common_ids(runs))  # the notes speak of the problems the table compares
     busy = {r.name: _busy(r, ids) for r in runs}
-    for row in rows:  # the plot draws these hollow: their latency is not comparable with the others'
-        row["busy"] = busy[row["name"]][0] > busy[row["name"]][1] / 2
     letters = _host_letters(runs, ids)
-    for row in rows:
+    for row in rows:  # the plot draws busy points hollow and prints the host letters beside each point
+        row["busy"] = busy[row["name"]][0] > busy[row["name"]][1] / 2
         row["hosts"] = letters.get(row["name"], "")
     for note in (_concurrency_note(runs, ids), _host_note(runs, ids), _load_note(busy), _speed_note(runs, ids)):
         if note:

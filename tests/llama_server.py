@@ -28,6 +28,8 @@ def llama_server_binary() -> str | None:
 
 
 class LlamaCppServer(ServerProcess):
+    grace_s = 10.0  # one process, no engine or workers to wind down
+
     def __init__(self, gguf: str | Path, log: Path, kind: str = "python", n_ctx: int = 4096, threads: int | None = None):
         self.kind = kind
         self.port = free_port()
@@ -54,5 +56,3 @@ class LlamaCppServer(ServerProcess):
         self._log.flush()
         return [(int(a), int(b)) for a, b in PREFIX.findall(self.log.read_text())]
 
-    def stop(self) -> None:
-        super().stop(grace_s=10)

@@ -36,6 +36,7 @@ class ServerProcess:
     otherwise it stays in the caller's group, so that killing the caller's group takes it too."""
 
     name = "server"  # in error messages
+    grace_s = 30.0  # how long stop() waits after SIGTERM before it kills
 
     def _start(self, cmd: list[str], log: Path, health: str, timeout: float, poll_s: float = 0.3,
                env: dict | None = None, own_group: bool = False) -> None:
@@ -71,11 +72,11 @@ class ServerProcess:
         self._signal(signal.SIGKILL)
         self.proc.wait(10)
 
-    def stop(self, grace_s: float = 30) -> None:
+    def stop(self) -> None:
         if self.proc.poll() is None:
             self._signal(signal.SIGTERM)
             try:
-                self.proc.wait(grace_s)
+                self.proc.wait(self.grace_s)
             except subprocess.TimeoutExpired:
                 self.kill()
         self._log.close()

@@ -481,6 +481,27 @@ def analyze(
 
 
 @app.command()
+def compare(
+    a: Path = typer.Argument(..., help="an eval file (A)"),
+    b: Path = typer.Argument(..., help="another (B): the same run measured again elsewhere, or another method on the same problems"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="also write the Markdown to this file"),
+):
+    """Two eval files problem by problem: the same text or not, where the texts part, whether the grades agree."""
+    from tandem.analysis.compare import compare as run_compare
+    from tandem.analysis.compare import markdown
+
+    try:
+        md = markdown(*run_compare(a, b))
+    except USER_ERRORS as e:
+        _fail(e)
+    print(md)
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(md, encoding="utf-8")
+        err.print(f"wrote {out}")
+
+
+@app.command()
 def serve(
     host: str = typer.Option("127.0.0.1", help="bind address (loopback by default)"),
     port: int = typer.Option(8000),

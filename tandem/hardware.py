@@ -6,6 +6,12 @@ prefill there runs ~25x slower than on one with them (measured, BENCHMARKS.md).
 Eval records carry ``host()``; loading a model in bf16 on such a CPU warns
 (``EmulatedBF16Warning``) before its weights are read, from the Python API as
 from the CLI.
+
+The processor also decides the texts, not only their speed: greedy decoding
+repeats byte for byte on one processor model, but another one's kernels round
+differently, and in bfloat16 the texts part after a few hundred tokens (an Intel
+Xeon with AMX against the AMD EPYC hosts of results/, RESULTS.md). Resuming an
+eval file on another processor warns (``OtherProcessorWarning``).
 """
 
 from __future__ import annotations
@@ -58,6 +64,15 @@ def warn_if_bf16_emulated(device: str, dtype: str) -> None:
     advice = bf16_warning(device, dtype, bf16_in_hardware())
     if advice:
         warnings.warn(advice, EmulatedBF16Warning, stacklevel=2)
+
+
+def processor(h: dict | None) -> str | None:
+    """What computed a record (its GPU, else its CPU model) from ``host()``'s dict; None where not recorded."""
+    return (h.get("gpu") or h.get("cpu")) if h else None
+
+
+class OtherProcessorWarning(RuntimeWarning):
+    """An eval file resumed on another processor model than its records were computed on: its texts may mix."""
 
 
 def host() -> dict:

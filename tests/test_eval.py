@@ -160,6 +160,35 @@ def test_records_say_where_and_under_what_load_they_were_measured(tiny_pair, pro
     assert f"Latency measured on more than one machine: A = {_host_label(host)}; B = ~other-box:" in md
     assert "Problems per machine (mean latency there): a A 3 (2.0 s), b A 2 (1.5 s) / B 1 (3.0 s)." in md
     assert "above 1.5x its CPUs (other work sharing them): b (1 of 3)." in md
+    assert "more than one processor model" not in md  # another machine, the same processor model
+
+    # another processor model: the texts may differ as well, and the report says which runs it computed
+    other = dict(last, host=dict(last["host"], cpu="~Other CPU 9000", gpu=None))
+    (tmp_path / "b.jsonl").write_text("\n".join(quiet[:-1] + [json.dumps(other)]) + "\n")
+    md = (report([tmp_path / "a.jsonl", tmp_path / "b.jsonl"], tmp_path / "rep") / "report.md").read_text()
+    assert f"Records computed on more than one processor model ({host['gpu'] or host['cpu']}: a, b; ~Other CPU 9000: b)." in md
+
+
+def test_resuming_on_another_processor_warns_that_texts_may_mix(tiny_pair, problems_file, tmp_path):
+    """Greedy texts repeat on one processor model, not across models: resuming records computed on another
+    warns (here the other processor is written into the records by hand); resuming on this one does not."""
+    import warnings
+
+    from tandem.hardware import OtherProcessorWarning
+
+    engine = Engine(*tiny_pair)
+    problems = load(str(problems_file))
+    out = tmp_path / "run.jsonl"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", OtherProcessorWarning)
+        _eval(engine, problems[:2], _cfg(), out)
+        _eval(engine, problems[:2], _cfg(), out)  # same processor: no warning
+    header, *lines = out.read_text().splitlines()
+    other = [json.dumps(dict(r, host=dict(r["host"], cpu="Other CPU 9000"))) for r in map(json.loads, lines[:1])]
+    out.write_text("\n".join([header] + other + lines[1:]) + "\n")
+    with pytest.warns(OtherProcessorWarning, match=r"1 of its 2 finished problems were computed on Other CPU 9000"):
+        records, errors = _eval(engine, problems, _cfg(), out)
+    assert not errors and [r["id"] for r in records] == ["q0", "q1", "q2"]
 
 
 def test_host_label_names_machine_boot_processor_and_bf16():
@@ -248,6 +277,36 @@ def test_cli_eval_sweep_report_analyze(tiny_pair_dirs, problems_file, tmp_path):
     before = one.read_bytes()
     res = _cli("eval", "-d", problems_file, "-m", "glimprouter", "--set", "te=0.1", "--srm", srm, "--lrm", lrm, "--max-tokens", 8, "-o", one, cwd=tmp_path)
     assert res.returncode == 2 and "differ" in res.stderr and one.read_bytes() == before
+
+
+def test_compare_says_which_problems_kept_their_text_and_where_the_others_part(tiny_pair, problems_file, tmp_path):
+    """``tandem compare``: a run and a copy in which one problem's last step (hence its text) and grade differ,
+    as a run measured again on another processor would."""
+    engine = Engine(*tiny_pair)
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    records, _ = _eval(engine, load(str(problems_file)), _cfg(method="srm"), a)
+    header, *lines = a.read_text().splitlines()
+    changed = json.loads(lines[1])
+    last = len(changed["steps"]) - 1
+    changed["steps"][last]["text"] += " (otherwise)"
+    changed.update(text=changed["text"] + " (otherwise)", correct=not changed["correct"])
+    b.write_text("\n".join([header, lines[0], json.dumps(changed), lines[2]]) + "\n")
+
+    res = _cli("compare", a, b, "-o", tmp_path / "cmp.md", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    md = (tmp_path / "cmp.md").read_text()
+    assert md.strip() == res.stdout.strip()
+    assert "**Same text: 2 of 3.** The other 1 part at step " + str(last) in md
+    assert f"after {len(records[1]['text'])} characters" in md
+    assert "Grades agree on 2 of 3" in md and ("+1 / -0" in md or "+0 / -1" in md)
+    assert f"| q1 | no | {last} | {len(records[1]['text'])} |" in md and "| q0 | yes | - |" in md
+
+    # a folder of several runs is not one side: a clear error, exit 2
+    (tmp_path / "two").mkdir()
+    for f in (a, b):
+        (tmp_path / "two" / f.name).write_bytes(f.read_bytes())
+    res = _cli("compare", tmp_path / "two", a, cwd=tmp_path)
+    assert res.returncode == 2 and "holds 2 runs; compare takes one eval file" in " ".join(res.stderr.split())
 
 
 def test_sweep_chunk_round_robin_keeps_points_on_the_same_problems(tiny_pair_dirs, problems_file, tmp_path):

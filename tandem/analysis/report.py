@@ -16,6 +16,7 @@ from pathlib import Path
 
 from tandem.analysis.runs import Run, common_ids, first_problems, load_runs, pyplot, summarize
 from tandem.analysis.stats import paired, wilson
+from tandem.hardware import processor
 
 METHOD_ORDER = ["srm", "lrm", "specreason", "glimprouter", "mentorcollab", "rankguide"]
 
@@ -161,6 +162,21 @@ def _host_note(runs: list[Run], ids: set[str]) -> str:
         for n, lat in per_run.items()
     )
     return f"Latency measured on more than one machine: {machines}. Problems per machine (mean latency there): {shares}."
+
+
+def _processor_note(runs: list[Run], ids: set[str]) -> str:
+    """Records computed on more than one processor model: greedy texts repeat on one model, not across models
+    (their kernels round differently), so the runs may differ in their texts, not only in their clocks."""
+    per_proc: dict[str, list[str]] = {}
+    for r in runs:
+        for p in sorted({processor(rec.get("host")) for rec in r.results if rec["id"] in ids} - {None}):
+            per_proc.setdefault(p, []).append(r.name)
+    if len(per_proc) < 2:
+        return ""
+    listed = "; ".join(f"{p}: {', '.join(names)}" for p, names in sorted(per_proc.items()))
+    return (f"Records computed on more than one processor model ({listed}). Greedy texts repeat byte for byte on one "
+            "processor model, not across models, so these runs may differ in their texts, not only in their latencies; "
+            "`tandem compare A.jsonl B.jsonl` shows where two runs part.")
 
 
 def _busy(run: Run, ids: set[str]) -> tuple[int, int]:
@@ -356,7 +372,8 @@ def report(paths: list[str | Path], out: Path | None = None, limit: int | None =
     for row in rows:  # the plot draws busy points hollow and prints the host letters beside each point
         row["busy"] = busy[row["name"]][0] > busy[row["name"]][1] / 2
         row["hosts"] = letters.get(row["name"], "")
-    for note in (_concurrency_note(runs, ids), _host_note(runs, ids), _load_note(busy), _speed_note(runs, ids)):
+    notes = (_concurrency_note(runs, ids), _host_note(runs, ids), _processor_note(runs, ids), _load_note(busy), _speed_note(runs, ids))
+    for note in notes:
         if note:
             md += "\n" + note + "\n"
     if ids and (_baseline(rows, "srm") or _baseline(rows, "lrm")):

@@ -28,6 +28,7 @@ import os
 import platform
 import subprocess
 import sys
+import warnings
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import asdict
 from datetime import datetime, timezone
@@ -37,7 +38,7 @@ from typing import Callable, Iterable
 from tandem.config import RunConfig
 from tandem.eval.datasets import Problem
 from tandem.eval.grading import grade
-from tandem.hardware import host
+from tandem.hardware import OtherProcessorWarning, host, processor
 from tandem.prompt import CODE_INSTRUCTION, INSTRUCTION
 
 IDENTITY = ("config", "dataset", "models", "steer")  # header keys that must match to resume
@@ -236,6 +237,7 @@ def run_eval(
     problems = list(problems)
     done = results.open(header)
     machine = host()
+    _warn_if_other_processor(results.path, done.values(), machine)
     todo = [p for p in problems if p.id not in done]
     errors: dict[str, str] = {}
     if on_result:
@@ -276,6 +278,23 @@ def run_eval(
                         on_result(rec)
                 submit()
     return [done[p.id] for p in problems if p.id in done], errors
+
+
+def _warn_if_other_processor(path: Path, records: Iterable[dict], machine: dict) -> None:
+    """Resuming records computed on another processor model: its kernels round differently, so greedy
+    texts can differ from what this machine would write, and the file would mix the two."""
+    records = list(records)
+    others = {processor(r.get("host")) for r in records} - {None, processor(machine)}
+    if others:
+        n = sum(processor(r.get("host")) in others for r in records)
+        warnings.warn(
+            f"{path}: {n} of its {len(records)} finished problems were computed on {' / '.join(sorted(others))}, "
+            f"this machine is {processor(machine)}. Greedy texts repeat byte for byte on one processor model, not "
+            "across models (RESULTS.md), so this file will mix texts from both; write to another --out to keep "
+            "them apart.",
+            OtherProcessorWarning,
+            stacklevel=3,
+        )
 
 
 def dataset_info(name: str, split: str, fields=None) -> dict:

@@ -9,7 +9,7 @@ from the CLI.
 
 The processor also decides the texts, not only their speed: greedy decoding
 repeats byte for byte on one processor model, but another one's kernels round
-differently, and in bfloat16 the texts part after a few hundred tokens (an Intel
+differently, and in bfloat16 most texts part after a few hundred characters (an Intel
 Xeon with AMX against the AMD EPYC hosts of results/, RESULTS.md). Resuming an
 eval file on another processor warns (``OtherProcessorWarning``).
 """

@@ -237,8 +237,9 @@ def run_eval(
     problems = list(problems)
     done = results.open(header)
     machine = host()
-    _warn_if_other_processor(results.path, done.values(), machine)
     todo = [p for p in problems if p.id not in done]
+    if todo:
+        _warn_if_other_processor(results.path, done.values(), machine)
     errors: dict[str, str] = {}
     if on_result:
         for p in problems:
@@ -282,16 +283,14 @@ def run_eval(
 
 def _warn_if_other_processor(path: Path, records: Iterable[dict], machine: dict) -> None:
     """Resuming records computed on another processor model: its kernels round differently, so greedy
-    texts can differ from what this machine would write, and the file would mix the two."""
-    records = list(records)
+    texts can differ from what this machine would write, and the file would mix the two. The message
+    names no counts, so that a ``--chunk`` sweep, resuming each file again and again, warns once per file."""
     others = {processor(r.get("host")) for r in records} - {None, processor(machine)}
     if others:
-        n = sum(processor(r.get("host")) in others for r in records)
         warnings.warn(
-            f"{path}: {n} of its {len(records)} finished problems were computed on {' / '.join(sorted(others))}, "
-            f"this machine is {processor(machine)}. Greedy texts repeat byte for byte on one processor model, not "
-            "across models (RESULTS.md), so this file will mix texts from both; write to another --out to keep "
-            "them apart.",
+            f"{path}: finished problems in it were computed on {' / '.join(sorted(others))}, this machine is "
+            f"{processor(machine)}. Greedy texts repeat byte for byte on one processor model, not across models "
+            "(RESULTS.md), so this file will mix texts from both; write to another --out to keep them apart.",
             OtherProcessorWarning,
             stacklevel=3,
         )

@@ -124,7 +124,7 @@ def _host_label(h: dict | None) -> str:
         return "not recorded"
     boot = f" (boot {h['boot']})" if h.get("boot") else ""
     bf16 = {True: ", bf16 in hardware", False: ", bf16 emulated"}.get(h.get("cpu_bf16"), "") if not h.get("gpu") else ""
-    return f"{h.get('node')}{boot}: {h.get('gpu') or h.get('cpu')}, {h.get('cpus')} CPUs{bf16}"
+    return f"{h.get('node')}{boot}: {processor(h)}, {h.get('cpus')} CPUs{bf16}"
 
 
 def _latency_by_host(runs: list[Run], ids: set[str]) -> tuple[dict[str, dict[str, list[float]]], dict[str, str]]:

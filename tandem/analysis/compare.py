@@ -20,6 +20,7 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
+from tandem.analysis.report import settings_note
 from tandem.analysis.runs import Run, common_ids, load_runs
 from tandem.analysis.stats import paired, wilson
 from tandem.eval.runner import EvalError
@@ -68,12 +69,12 @@ def compare(a: str | Path, b: str | Path) -> tuple[Run, Run, list[Agreement]]:
     return ra, rb, [agreement(ba[i], bb[i]) for i in ids]
 
 
-def _describe(run: Run) -> str:
-    s = run.settings
-    cfg = run.header["config"]
+def _describe(run: Run, shared: dict) -> str:
+    """The run's file, method, the settings it reads that the other run does not share (as the report's
+    settings column says them), and the processors that computed its records."""
+    note = settings_note(run, shared)
     procs = sorted({processor(r.get("host")) or "not recorded" for r in run.results})
-    shown = {k: s.get(k) for k in ("te", "tr1", "tr2", "accept", "score_mode", "probe_rate", "seed_scope") if k in s}
-    what = cfg["method"] + ("" if cfg["method"] in ("srm", "lrm") else " " + " ".join(f"{k}={v}" for k, v in shown.items()))
+    what = run.method + ("" if note == "-" else f" {note}")
     return f"`{run.path}` ({what}; computed on {' / '.join(procs)})"
 
 
@@ -84,6 +85,7 @@ def markdown(ra: Run, rb: Run, rows: list[Agreement]) -> str:
     ca, cb = ({r.id: r.correct[k] for r in rows} for k in (0, 1))
     ids = [r.id for r in rows]
     both, neither = sum(all(r.correct) for r in rows), sum(not any(r.correct) for r in rows)
+    shared = {k: v for k, v in ra.settings.items() if rb.settings.get(k) == v}
 
     def acc(c):
         k = sum(c.values())
@@ -92,7 +94,7 @@ def markdown(ra: Run, rb: Run, rows: list[Agreement]) -> str:
 
     lines = [
         "# tandem compare", "",
-        f"A: {_describe(ra)}", "", f"B: {_describe(rb)}", "",
+        f"A: {_describe(ra, shared)}", "", f"B: {_describe(rb, shared)}", "",
         f"Problems in both: {n}. **Same text: {len(same)} of {n}.**",
     ]
     if parted:

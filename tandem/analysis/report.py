@@ -36,7 +36,7 @@ def _relevant(run: Run) -> set[str]:
     return relevant
 
 
-def _settings_note(run: Run, base: dict, seeds_differ: bool = False) -> str:
+def settings_note(run: Run, base: dict, seeds_differ: bool = False) -> str:
     """The settings this run reads that differ from the shared ones; the seed too where the run draws
     and the drawing runs compared differ in it."""
     relevant = _relevant(run)
@@ -60,7 +60,7 @@ def table(runs: list[Run]) -> tuple[str, list[dict]]:
     ids = common_ids(runs)
     shared = {k: v for k, v in runs[0].settings.items() if all(r.settings.get(k) == v for r in runs)}
     seeds_differ = len({r.header["config"].get("seed") for r in runs if "seed_scope" in _relevant(r)}) > 1
-    rows = [summarize(r, ids) | {"note": _settings_note(r, shared, seeds_differ), "steered": r.steered} for r in runs]
+    rows = [summarize(r, ids) | {"note": settings_note(r, shared, seeds_differ), "steered": r.steered} for r in runs]
     lrm = _baseline(rows, "lrm")
     srm = _baseline(rows, "srm")
     rank = {m: i for i, m in enumerate(METHOD_ORDER)}

@@ -46,3 +46,41 @@ def test_shared_prefix_cache_gives_fresh_logits_after_handoffs(engine):
     assert tv < 0.05, f"total variation {tv:.3f}"
     with pytest.raises(ValueError, match="no hidden states"):
         r.lrm.sync(r.ctx, capture=[len(r.ctx) - 1])
+
+
+AMX_INTERLEAVE = """
+import torch
+from transformers import AutoTokenizer
+from tandem.backends.embedded import EMBEDDED, assemble, cache_path
+from tandem.backends.llamacpp import LlamaCppModel
+
+srm = EMBEDDED["srm"]
+model = LlamaCppModel(assemble(srm), AutoTokenizer.from_pretrained(cache_path(srm)), "srm", n_ctx=256)
+x, w = torch.randn(64, 512, dtype=torch.bfloat16), torch.nn.Linear(512, 512).to(torch.bfloat16)
+ids = list(range(1000, 1064))
+for _ in range(3):
+    with torch.no_grad():
+        w(x)  # oneDNN's AMX kernel, which releases the tiles when it ends
+    model.llm.n_tokens = 0
+    print(int(model.logits_after(ids).argmax()), flush=True)  # a 64-token prefill: llama.cpp's AMX matmul
+"""
+
+
+def _has_amx() -> bool:
+    try:
+        return " amx_tile " in open("/proc/cpuinfo").read().replace("\n", " ")
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _has_amx(), reason="no AMX on this CPU: the crash this guards against cannot happen here")
+def test_llamacpp_after_bfloat16_torch_on_an_amx_cpu(tmp_path):
+    """bfloat16 torch matmuls between llama.cpp decodes once killed the process with SIGILL on AMX CPUs."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "interleave.py"
+    script.write_text(AMX_INTERLEAVE)
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stderr[-2000:]}"
+    assert len(set(proc.stdout.split())) == 1, proc.stdout  # the same prefill gives the same next token

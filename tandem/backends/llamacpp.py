@@ -9,12 +9,24 @@ with the session's context and only the rest is evaluated. One session at a
 time (sequential runs, or the eval's problems one after another) therefore
 costs exactly what a private cache would; concurrent sessions stay correct
 (the model lock serialises them) but re-prefill when they alternate.
+
+Every call into llama.cpp runs on one thread of its own (``on_ggml_thread``), never
+on a thread that also runs torch. On an Intel CPU with AMX, llama.cpp's AMX
+matmuls load the tile configuration once per thread and trust it ever after,
+while oneDNN (torch's bfloat16 matmuls) releases the tiles at the end of each of
+its kernels. When both ran on the caller's thread and its OpenMP workers (the
+same libgomp pool: llama.cpp binds to the one torch loaded), a llama.cpp decode
+after a bfloat16 SRM step executed an AMX instruction with no tile
+configuration: SIGILL, the process gone. A thread of its own gives llama.cpp its
+own OpenMP pool, so its tile state is never touched by torch. The kernels and
+their numbers are unchanged.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -22,6 +34,18 @@ import numpy as np
 import torch
 
 from tandem.backends.base import Context, SessionBase
+
+_ggml_pool: ThreadPoolExecutor | None = None
+_ggml_pool_lock = threading.Lock()
+
+
+def on_ggml_thread(fn, *args, **kwargs):
+    """Run ``fn`` on the process's one llama.cpp thread and return its result (why: module docstring)."""
+    global _ggml_pool
+    with _ggml_pool_lock:
+        if _ggml_pool is None:
+            _ggml_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llama.cpp")
+    return _ggml_pool.submit(fn, *args, **kwargs).result()
 
 
 class LlamaCppModel:
@@ -35,8 +59,8 @@ class LlamaCppModel:
             ) from None
         # llama.cpp's default is half the cores (it assumes hyper-threads); use what torch uses
         threads = n_threads or torch.get_num_threads()
-        self.llm = Llama(model_path=str(gguf), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads,
-                         logits_all=False, verbose=False)
+        self.llm = on_ggml_thread(Llama, model_path=str(gguf), n_ctx=n_ctx, n_threads=threads,
+                                  n_threads_batch=threads, logits_all=False, verbose=False)
         self.tokenizer = tokenizer
         self.name = name
         self.source = str(gguf)
@@ -67,7 +91,7 @@ class LlamaCppModel:
             k += 1
         k = min(k, len(ids) - 1)  # at least one token is evaluated: that forward gives the logits
         llm.n_tokens = k
-        llm.eval(ids[k:])  # llama.cpp keeps logits for the last token only (logits_all=False)
+        on_ggml_thread(llm.eval, ids[k:])  # llama.cpp keeps logits for the last token only (logits_all=False)
         logits = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(llm.n_vocab(),))
         return torch.from_numpy(np.array(logits, dtype=np.float32))
 

@@ -84,3 +84,24 @@ def test_llamacpp_after_bfloat16_torch_on_an_amx_cpu(tmp_path):
     proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stderr[-2000:]}"
     assert len(set(proc.stdout.split())) == 1, proc.stdout  # the same prefill gives the same next token
+
+
+def test_setup_builds_llamacpp_without_openmp():
+    """tools/install-llama-cpp-python.sh (setup.sh) builds llama.cpp without OpenMP: with OpenMP its decode
+    ran at half speed beside the SRM (BENCHMARKS.md, "llama.cpp threads"); tandem warns about such a build."""
+    import warnings
+
+    import llama_cpp
+
+    from tandem.backends.llamacpp import OpenMPBuildWarning, warn_if_openmp_build
+
+    info = llama_cpp.llama_print_system_info().decode()
+    assert "OPENMP = 1" not in info, f"llama-cpp-python built with OpenMP: {info}"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warn_if_openmp_build(info)
+        warn_if_openmp_build(info.replace("REPACK = 1", "OPENMP = 1 | REPACK = 1"))
+    assert [w.category for w in caught] == [OpenMPBuildWarning]
+    from tandem.eval.runner import versions
+
+    assert versions()["llama_cpp"] == f"{llama_cpp.__version__} ({info.strip()})"  # eval headers record the build

@@ -17,15 +17,23 @@ while oneDNN (torch's bfloat16 matmuls) releases the tiles at the end of each of
 its kernels. When both ran on the caller's thread and its OpenMP workers (the
 same libgomp pool: llama.cpp binds to the one torch loaded), a llama.cpp decode
 after a bfloat16 SRM step executed an AMX instruction with no tile
-configuration: SIGILL, the process gone. A thread of its own gives llama.cpp its
-own OpenMP pool, so its tile state is never touched by torch. The kernels and
-their numbers are unchanged.
+configuration: SIGILL, the process gone. On a thread of its own (and that
+thread's workers) llama.cpp's tile state is never touched by torch. The kernels
+and their numbers are unchanged.
+
+That thread should not be an OpenMP one: with llama-cpp-python built with OpenMP
+(pip's default) the process holds two OpenMP teams, torch's and llama.cpp's,
+libgomp then sleeps instead of spinning at barriers, and llama.cpp's decode ran
+at half speed whenever the SRM computed in between. tools/install-llama-cpp-python.sh
+(setup.sh) builds it without OpenMP; with an OpenMP build tandem warns
+(``OpenMPBuildWarning``).
 """
 
 from __future__ import annotations
 
 import threading
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
@@ -34,6 +42,19 @@ import numpy as np
 import torch
 
 from tandem.backends.base import Context, SessionBase
+
+
+class OpenMPBuildWarning(RuntimeWarning):
+    """llama-cpp-python built with OpenMP: correct, but its decode slows down beside torch."""
+
+
+def warn_if_openmp_build(system_info: str) -> None:
+    if "OPENMP = 1" in system_info:
+        warnings.warn(
+            "llama-cpp-python was built with OpenMP: beside the SRM its decode runs at about half speed "
+            "(BENCHMARKS.md, \"llama.cpp threads\"); tools/install-llama-cpp-python.sh rebuilds it without",
+            OpenMPBuildWarning, stacklevel=3)
+
 
 _ggml_pool: ThreadPoolExecutor | None = None
 _ggml_pool_lock = threading.Lock()
@@ -51,12 +72,13 @@ def on_ggml_thread(fn, *args, **kwargs):
 class LlamaCppModel:
     def __init__(self, gguf: str | Path, tokenizer, name: str, n_ctx: int = 4096, n_threads: int | None = None):
         try:
-            from llama_cpp import Llama
+            from llama_cpp import Llama, llama_print_system_info
         except ImportError:
             raise ImportError(
-                "llama-cpp-python is not installed: `pip install 'llama-cpp-python[server]'` "
-                "(the README set-up installs it)"
+                "llama-cpp-python is not installed: tools/install-llama-cpp-python.sh installs it "
+                "(the README set-up runs it)"
             ) from None
+        warn_if_openmp_build(llama_print_system_info().decode())
         # llama.cpp's default is half the cores (it assumes hyper-threads); use what torch uses
         threads = n_threads or torch.get_num_threads()
         self.llm = on_ggml_thread(Llama, model_path=str(gguf), n_ctx=n_ctx, n_threads=threads,

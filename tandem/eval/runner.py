@@ -61,6 +61,9 @@ def versions() -> dict:
         "transformers": transformers.__version__,
         "platform": platform.platform(),
     }
+    if "llama_cpp" in sys.modules:  # an in-process llama.cpp LRM: its build decides its speed
+        llama_cpp = sys.modules["llama_cpp"]
+        out["llama_cpp"] = f"{llama_cpp.__version__} ({llama_cpp.llama_print_system_info().decode().strip()})"
     try:
         root = Path(__file__).resolve().parents[2]
         git = lambda *a: subprocess.run(["git", "-C", str(root), *a], capture_output=True, text=True, timeout=5).stdout  # noqa: E731

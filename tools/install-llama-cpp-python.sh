@@ -9,7 +9,7 @@
 # spinning at barriers and sleeps, and llama.cpp passes one barrier per operation: its decode
 # ran at half speed whenever the SRM computed in between (BENCHMARKS.md, "llama.cpp threads").
 #
-# The wheel is built once per version (about 5-6 minutes on 2 cores) into
+# The wheel is built once per version (2 to 6 minutes on 2 cores) into
 # ~/.cache/tandem/llama-cpp-python/ and reused; pip's own wheel cache is not used, because it
 # would hand back a wheel built with other CMake options. Set CMAKE_ARGS to add options
 # (e.g. -DGGML_CUDA=on); they are part of the cache key.
@@ -31,7 +31,7 @@ sys.exit(0 if llama_cpp.__version__ == sys.argv[1] and "OPENMP = 1" not in info 
 EOF
 }
 
-if ! installed; then
+if [ -n "${CMAKE_ARGS:-}" ] || ! installed; then   # other CMake options: install their wheel
   if ! ls "$CACHE"/llama_cpp_python-"$VERSION"-*.whl >/dev/null 2>&1; then
     rm -rf "$CACHE.tmp" && mkdir -p "$CACHE.tmp"
     CMAKE_ARGS="$ARGS" pip wheel --no-deps --no-cache-dir "llama-cpp-python==$VERSION" -w "$CACHE.tmp"

@@ -63,6 +63,8 @@ _ggml_pool_lock = threading.Lock()
 def on_ggml_thread(fn, *args, **kwargs):
     """Run ``fn`` on the process's one llama.cpp thread and return its result (why: module docstring)."""
     global _ggml_pool
+    if threading.current_thread().name.startswith("llama.cpp"):  # already there: waiting on itself would hang
+        return fn(*args, **kwargs)
     with _ggml_pool_lock:
         if _ggml_pool is None:
             _ggml_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llama.cpp")

@@ -7,6 +7,7 @@ import torch
 
 from tandem.config import RunConfig, Settings
 from tandem.engine import Engine, _Run
+from tandem.hardware import cpu_info
 from tandem.prompt import prompt_ids
 
 pytest.importorskip("llama_cpp", reason="llama-cpp-python not installed (setup.sh installs it)")
@@ -66,14 +67,7 @@ for _ in range(3):
 """
 
 
-def _has_amx() -> bool:
-    try:
-        return " amx_tile " in open("/proc/cpuinfo").read().replace("\n", " ")
-    except OSError:
-        return False
-
-
-@pytest.mark.skipif(not _has_amx(), reason="no AMX on this CPU: the crash this guards against cannot happen here")
+@pytest.mark.skipif("amx_tile" not in (cpu_info()[1] or ()), reason="no AMX on this CPU: the crash this guards against cannot happen here")
 def test_llamacpp_after_bfloat16_torch_on_an_amx_cpu(tmp_path):
     """bfloat16 torch matmuls between llama.cpp decodes once killed the process with SIGILL on AMX CPUs."""
     import subprocess

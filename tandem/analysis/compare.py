@@ -20,7 +20,7 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-from tandem.analysis.report import settings_note
+from tandem.analysis.report import settings_note, shared_settings
 from tandem.analysis.runs import Run, common_ids, load_runs
 from tandem.analysis.stats import paired, wilson
 from tandem.eval.runner import EvalError
@@ -85,7 +85,7 @@ def markdown(ra: Run, rb: Run, rows: list[Agreement]) -> str:
     ca, cb = ({r.id: r.correct[k] for r in rows} for k in (0, 1))
     ids = [r.id for r in rows]
     both, neither = sum(all(r.correct) for r in rows), sum(not any(r.correct) for r in rows)
-    shared = {k: v for k, v in ra.settings.items() if rb.settings.get(k) == v}
+    shared = shared_settings([ra, rb])
 
     def acc(c):
         k = sum(c.values())

@@ -36,6 +36,11 @@ def _relevant(run: Run) -> set[str]:
     return relevant
 
 
+def shared_settings(runs: list[Run]) -> dict:
+    """The settings every run has with the same value."""
+    return {k: v for k, v in runs[0].settings.items() if all(r.settings.get(k) == v for r in runs)}
+
+
 def settings_note(run: Run, base: dict, seeds_differ: bool = False) -> str:
     """The settings this run reads that differ from the shared ones; the seed too where the run draws
     and the drawing runs compared differ in it."""
@@ -58,7 +63,7 @@ def _fmt(x, spec: str) -> str:
 
 def table(runs: list[Run]) -> tuple[str, list[dict]]:
     ids = common_ids(runs)
-    shared = {k: v for k, v in runs[0].settings.items() if all(r.settings.get(k) == v for r in runs)}
+    shared = shared_settings(runs)
     seeds_differ = len({r.header["config"].get("seed") for r in runs if "seed_scope" in _relevant(r)}) > 1
     rows = [summarize(r, ids) | {"note": settings_note(r, shared, seeds_differ), "steered": r.steered} for r in runs]
     lrm = _baseline(rows, "lrm")

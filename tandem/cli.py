@@ -188,9 +188,20 @@ def _load_engine(cfg, device: str, dtype: str):
 
 
 def _progress():
+    """A rich progress bar on a terminal. Where stderr is a file or a pipe (nohup, a batch job, CI)
+    rich draws nothing until the end, so there every step forward also prints one plain line."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    return Progress(
+    class LoggedProgress(Progress):
+        def update(self, task_id, **kw):
+            super().update(task_id, **kw)
+            if kw.get("advance") and not self.console.is_terminal:
+                t = next(t for t in self.tasks if t.id == task_id)
+                stats = t.fields.get("stats", "")
+                self.console.print(f"{t.description} {t.completed:g}/{t.total:g}{' · ' + stats if stats else ''} "
+                                   f"· {t.elapsed or 0:.0f} s elapsed", highlight=False, markup=False)
+
+    return LoggedProgress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
         console=err,

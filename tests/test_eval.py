@@ -277,6 +277,9 @@ def test_cli_eval_sweep_report_analyze(tiny_pair_dirs, problems_file, tmp_path):
     one = tmp_path / "one.jsonl"
     res = _cli("eval", "-d", problems_file, "-m", "glimprouter", "--srm", srm, "--lrm", lrm, "--max-tokens", 8, "-o", one, cwd=tmp_path)
     assert res.returncode == 0, res.stderr
+    # stderr is a pipe here, where rich draws no bar: one plain line per problem instead
+    n = len(QUESTIONS)
+    assert all(f"{i}/{n} · acc" in res.stderr for i in range(1, n + 1)), res.stderr
     before = one.read_bytes()
     res = _cli("eval", "-d", problems_file, "-m", "glimprouter", "--set", "te=0.1", "--srm", srm, "--lrm", lrm, "--max-tokens", 8, "-o", one, cwd=tmp_path)
     assert res.returncode == 2 and "differ" in res.stderr and one.read_bytes() == before

@@ -2,15 +2,19 @@
 
 One place decides how they are written (a format tag, a temporary file then a
 rename, so an interrupted save leaves nothing that looks finished), how they
-are read (``weights_only``, a clear error for a missing or foreign file), and
-how they are checked against the SRM they are loaded for (hidden size and
-weights fingerprint recorded when they were made).
+are read (``weights_only``, a clear error for a missing or foreign file), how
+they are checked against the SRM they are loaded for (hidden size and weights
+fingerprint recorded when they were made), and where the work in progress of
+the commands that make them lives (``Parts``: one file per finished problem,
+so an interrupted run resumes).
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import numpy as np
 import torch
 
 
@@ -49,3 +53,52 @@ def check_made_for(meta: dict, hf, what: str, error: type[Exception]) -> None:
             f"{what} was made for {meta.get('model')} ({want['kind']} {str(want['value'])[:12]}…), "
             f"not for the SRM {hf.name} ({have['kind']} {str(have['value'])[:12]}…)"
         )
+
+
+class Parts:
+    """``OUT.parts/`` next to an artifact being made from many problems: a manifest (what the run
+    was started with) and one ``.npz`` per finished problem, written as soon as it is done.
+    ``open`` refuses a folder from another run, and one from this run unless ``resume`` is given."""
+
+    def __init__(self, out: str | Path, error: type[Exception]):
+        self.out = Path(out)
+        self.folder = self.out.with_name(self.out.name + ".parts")
+        self.error = error
+
+    def open(self, manifest: dict, resume: bool, fill: tuple[str, ...] = ()) -> set[str]:
+        """The ids already done. ``fill``: manifest keys an older folder may lack (taken as given)."""
+        mf = self.folder / "manifest.json"
+        if mf.exists():
+            if not resume:
+                raise self.error(f"{self.folder} holds an earlier run: add --resume to continue it, or delete the folder")
+            old = json.loads(mf.read_text())
+            for key in fill:
+                old.setdefault(key, manifest.get(key))
+            if json.dumps(old, sort_keys=True) != json.dumps(manifest, sort_keys=True):
+                diff = sorted(k for k in set(old) | set(manifest) if old.get(k) != manifest.get(k))
+                raise self.error(f"{self.folder} was started with other settings ({', '.join(diff)}); delete it or use another --out")
+            return {p.stem for p in self.folder.glob("*.npz") if not p.name.endswith(".tmp.npz")}
+        self.folder.mkdir(parents=True, exist_ok=True)
+        mf.write_text(json.dumps(manifest, indent=2, sort_keys=True))
+        return set()
+
+    def path(self, pid: str) -> Path:
+        return self.folder / f"{safe_name(pid)}.npz"
+
+    def save(self, pid: str, **arrays) -> None:
+        """Write one problem's arrays; a temporary file then a rename, so a kill leaves no half part."""
+        path = self.path(pid)
+        tmp = path.with_name(path.name + ".tmp.npz")
+        np.savez(tmp, **arrays)
+        tmp.replace(path)
+
+    def load(self, pid: str):
+        return np.load(self.path(pid))
+
+    def has(self, pid: str) -> bool:
+        return self.path(pid).exists()
+
+
+def safe_name(pid: str) -> str:
+    """A problem id as a file name."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in pid)

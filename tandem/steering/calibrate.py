@@ -22,6 +22,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from tandem.artifacts import Parts, safe_name
 from tandem.config import RunConfig
 from tandem.eval.datasets import Problem
 from tandem.eval.grading import grade
@@ -44,11 +45,9 @@ class Sample:
     def low_rank(self, tr1: int, tr2: int) -> bool:
         return any(rank_is_low(r, tr1, tr2) for r in self.ranks)
 
-    def save(self, path: Path) -> None:
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(tmp, states=self.states.astype(np.float32), labels=np.array(self.labels, dtype=str),
-                 ranks=json.dumps(self.ranks), correct=self.correct, id=self.id)
-        tmp.replace(path)
+    def save(self, parts: Parts) -> None:
+        parts.save(self.id, states=self.states.astype(np.float32), labels=np.array(self.labels, dtype=str),
+                   ranks=json.dumps(self.ranks), correct=self.correct, id=self.id)
 
     @classmethod
     def load(cls, path: Path) -> "Sample":
@@ -80,39 +79,6 @@ def calibrate_one(engine, problem: Problem, config: RunConfig, layer: int, label
     return Sample(problem.id, bool(correct), boundary_states(engine.srm, ids, positions, layer), labels, ranks)
 
 
-class Calibration:
-    """The parts folder next to the output file: a manifest plus one ``.npz`` per finished problem."""
-
-    def __init__(self, out: Path):
-        self.out = Path(out)
-        self.parts = self.out.with_name(self.out.name + ".parts")
-
-    def open(self, manifest: dict, resume: bool) -> set[str]:
-        mf = self.parts / "manifest.json"
-        if mf.exists():
-            if not resume:
-                raise SteeringError(f"{self.parts} holds an earlier calibration: add --resume to continue it, or delete the folder")
-            old = json.loads(mf.read_text())
-            old.setdefault("runtime", manifest.get("runtime"))  # parts folders from before tandem recorded it
-            if json.dumps(old, sort_keys=True) != json.dumps(manifest, sort_keys=True):
-                diff = sorted(k for k in set(old) | set(manifest) if old.get(k) != manifest.get(k))
-                raise SteeringError(f"{self.parts} was started with other settings ({', '.join(diff)}); delete it or use another --out")
-            return {p.stem for p in self.parts.glob("*.npz") if not p.name.endswith(".tmp.npz")}
-        self.parts.mkdir(parents=True, exist_ok=True)
-        mf.write_text(json.dumps(manifest, indent=2, sort_keys=True))
-        return set()
-
-    def save(self, sample: Sample) -> None:
-        sample.save(self.parts / f"{_safe(sample.id)}.npz")
-
-    def samples(self, ids: list[str]) -> list[Sample]:
-        return [Sample.load(self.parts / f"{_safe(i)}.npz") for i in ids if (self.parts / f"{_safe(i)}.npz").exists()]
-
-
-def _safe(pid: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in pid)
-
-
 def build_vectors(samples: list[Sample], tr1: int, tr2: int) -> tuple[dict, dict]:
     """Both vectors and their counts. SEAL: all samples; RankGuide: samples with no low-rank window."""
     vectors, counts = {}, {}
@@ -140,19 +106,19 @@ def calibrate(
     runtime = getattr(engine.srm, "runtime", None)  # device and dtype: bf16 hidden states differ from fp32 ones
     manifest = {"config": config.model_dump(), "layer": layer, "labels": labeler.model_dump(), "srm": engine.srm.name,
                 "fingerprint": fp, "runtime": runtime, "dataset": dataset}
-    store = Calibration(out)
-    done = store.open(manifest, resume)
-    for s in store.samples([p.id for p in problems if _safe(p.id) in done]):
-        if on_sample:
-            on_sample(s)
+    parts = Parts(out, SteeringError)
+    done = parts.open(manifest, resume, fill=("runtime",))  # folders from before tandem recorded the runtime
     for p in problems:
-        if _safe(p.id) in done:
+        if safe_name(p.id) in done and on_sample:
+            on_sample(Sample.load(parts.path(p.id)))
+    for p in problems:
+        if safe_name(p.id) in done:
             continue
         sample = calibrate_one(engine, p, config, layer, labeler)
-        store.save(sample)
+        sample.save(parts)
         if on_sample:
             on_sample(sample)
-    samples = store.samples([p.id for p in problems])
+    samples = [Sample.load(parts.path(p.id)) for p in problems if parts.has(p.id)]
     s = config.settings
     vectors, counts = build_vectors(samples, s.tr1, s.tr2)
     meta = {

@@ -199,7 +199,7 @@ def _progress():
                 t = next(t for t in self.tasks if t.id == task_id)
                 stats = t.fields.get("stats", "")
                 self.console.print(f"{t.description} {t.completed:g}/{t.total:g}{' · ' + stats if stats else ''} "
-                                   f"· {t.elapsed or 0:.0f} s elapsed", highlight=False, markup=False)
+                                   f"· {t.elapsed or 0:.0f} s elapsed", highlight=False, markup=False, soft_wrap=True)
 
     return LoggedProgress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -359,48 +359,59 @@ def train_verifier(
     split: str = typer.Option("train"),
     limit: Optional[int] = typer.Option(None),
     layer: Optional[int] = typer.Option(None, help="SRM layer whose input is the feature (default: middle)"),
+    labels: str = typer.Option("rollout", "--labels", help="rollout: grade the SRM's rollout of each option (ties dropped); "
+                               "lrm: the LRM's preference between the options, asked in both orders"),
     set_: list[str] = typer.Option([], "--set", help="MentorCollab settings for the labelling runs (probe_rate, lookahead, ...)"),
     max_tokens: Optional[int] = typer.Option(None, "--max-tokens"),
     seed: Optional[int] = typer.Option(None),
     srm: Optional[str] = typer.Option(None),
     lrm: Optional[str] = typer.Option(None),
     lrm_backend: Optional[str] = LRM_BACKEND,
+    resume: bool = typer.Option(False, "--resume", help="continue an interrupted labelling run (its labels live in OUT.parts/)"),
     device: str = typer.Option("auto"),
     dtype: str = typer.Option("auto"),
 ):
-    """Label MentorCollab divergences by rolling out both options, then train the MLP verifier."""
-    import numpy as np
-
+    """Label MentorCollab divergences (by rollouts or by the LRM's preference), then train the MLP verifier."""
     from tandem.config import build_config
     from tandem.eval import datasets
-    from tandem.verifier import collect, fit
+    from tandem.eval.runner import dataset_info
+    from tandem.verifier import LABELS, fit, label_problems
 
     try:
+        if labels not in LABELS:
+            raise typer.BadParameter(f"must be one of {', '.join(LABELS)}, got {labels!r}", param_hint="--labels")
         cfg = build_config(None, set_, method="mentorcollab", seed=seed, max_tokens=max_tokens, srm=srm, lrm=lrm,
                            lrm_backend=lrm_backend)
         cfg.settings.verifier = "self"
         problems = datasets.load(dataset, split, limit)
         engine, _ = _load_engine(cfg, device, dtype)
         layer = engine.srm.resolve_layer(layer)
-        xs, ys, seen = [], [], 0
+        info = dataset_info(dataset, split)  # without --limit: a resumed run may label more problems
+        tally = {"seen": 0, "labelled": 0, "lrm": 0}
+
+        def done(n, y):
+            tally["seen"] += n
+            tally["labelled"] += len(y)
+            tally["lrm"] += int(y.sum())
+            bar.update(task, advance=1, stats=f"{tally['seen']} divergences, {tally['labelled']} labelled ({tally['lrm']} LRM-better)")
+
         with _progress() as bar:
             task = bar.add_task("labelling divergences", total=len(problems), stats="")
-            for p in problems:
-                x, y, n = collect(engine, p, cfg, layer)
-                xs += x
-                ys += y
-                seen += n
-                bar.update(task, advance=1, stats=f"{seen} divergences, {len(ys)} informative ({sum(ys)} LRM-better)")
+            x, y, groups, seen = label_problems(engine, problems, out, cfg, layer, labels, resume, info, done)
         meta = {"model": engine.srm.name, "fingerprint": engine.srm.fingerprint, "hidden_size": engine.srm.hidden_size,
-                "layer": layer, "divergences": seen, "dataset": {"name": dataset, "split": split, "limit": limit},
-                "config": cfg.model_dump()}
-        x = np.stack(xs) if xs else np.zeros((0, 2 * engine.srm.hidden_size), np.float32)
-        verifier = fit(x, np.array(ys), meta)
+                "layer": layer, "divergences": seen, "labels": labels, "dataset": info | {"limit": limit}, "config": cfg.model_dump()}
+        verifier = fit(x, y, meta, groups=groups)
         verifier.save(out)
     except USER_ERRORS as e:
         _fail(e)
     m = verifier.meta
     err.print(f"wrote {out}: {m['examples']} labelled divergences ({m['lrm_better']} LRM-better), train accuracy {m['train_accuracy']:.1%}")
+    cv = m["cross_validation"]
+    if cv:
+        err.print(f"held-out problems ({cv['folds']}-fold): accuracy {cv['accuracy']:.1%} (majority label {cv['majority_accuracy']:.1%}), "
+                  f"balanced accuracy {cv['balanced_accuracy']:.1%} (chance 50%)")
+    else:
+        err.print("no cross-validation: too few problems with labels, or a fold without both labels")
 
 
 @app.command()

@@ -42,7 +42,9 @@ class Settings(BaseModel):
     probe_rate: float = Field(0.05, ge=0, le=1, description="MentorCollab: probability of probing before a token (or word)")
     probe_unit: Literal["token", "word"] = Field("token", description="MentorCollab: probe per token, or only at word starts")
     lookahead: int = Field(16, ge=1, description="MentorCollab: tokens each model proposes at a divergence")
-    verifier: Literal["self", "mlp"] = Field("self", description="MentorCollab: the SRM itself, or the MLP of RunConfig.verifier_file")
+    verifier: Literal["self", "lrm", "mlp"] = Field(
+        "self", description="MentorCollab: the SRM itself, the LRM as judge, or the MLP of RunConfig.verifier_file"
+    )
     # behaviour
     glimpse: Literal["reuse", "discard"] = Field("reuse", description="GlimpRouter: keep the glimpsed token or redraw it (upstream)")
     collapse_writer: Literal["srm", "lrm"] = Field("srm", description="RankGuide Eq. 4: who writes the final answer after a collapse")

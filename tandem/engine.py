@@ -94,6 +94,14 @@ class Engine:
     def mentor_ids(self, a: list[int], b: list[int]) -> list[int]:
         return mentor_ids(self.tokenizer, a, b)
 
+    def option_preference(self, judge: Session, ctx: Context, options: dict[str, list[int]], lrm_first: bool) -> float:
+        """``judge``'s probability that the LRM's option is the better one: the mentor question, with the
+        options shown in the order ``lrm_first`` says, asked on a fork of its cache after ``ctx``."""
+        a, b = (options["lrm"], options["srm"]) if lrm_first else (options["srm"], options["lrm"])
+        logits = judge.peek(ctx, self.mentor_ids(a, b))
+        pa, pb = torch.softmax(logits[self.option_ids], -1).tolist()
+        return pa if lrm_first else pb
+
     @functools.cached_property
     def word_starts(self) -> frozenset[int]:
         return frozenset(i for i, t in enumerate(self.vocab_texts) if t[:1].isspace())
@@ -326,18 +334,22 @@ class _Run:
         return "budget" if self.ctx.generated >= self.config.max_tokens else "cap"
 
     def p_lrm(self, options: dict[str, list[int]]) -> float:
-        """The verifier's probability that the LRM's option is the better one (both asked on forks)."""
-        ctx = self.ctx
-        if self.config.settings.verifier == "mlp":
+        """The verifier's probability that the LRM's option is the better one (asked on forks).
+
+        ``self``: the SRM answers the mentor question; ``lrm``: the LRM does (a costlier judge, the
+        reference an MLP trained with ``--labels lrm`` imitates); ``mlp``: the trained MLP on the SRM's
+        states at the end of each option."""
+        ctx, verifier = self.ctx, self.config.settings.verifier
+        if verifier == "mlp":
             v = self.engine.verifier(self.config)
             layer = int(v.meta["layer"])
             feats = np.concatenate([self.srm.peek_state(ctx, options[w], layer) for w in ("srm", "lrm")])
             return v.p_lrm(feats)
-        lrm_first = self.policy.option_order()
-        a, b = (options["lrm"], options["srm"]) if lrm_first else (options["srm"], options["lrm"])
-        logits = self.srm.peek(ctx, self.engine.mentor_ids(a, b))
-        pa, pb = torch.softmax(logits[self.engine.option_ids], -1).tolist()
-        return pa if lrm_first else pb
+        judge = self.srm
+        if verifier == "lrm":
+            self.lrm.rollback(len(ctx))  # it has fed its own option; the question forks from the shared context
+            judge = self.lrm
+        return self.engine.option_preference(judge, ctx, options, self.policy.option_order())
 
     def add_step(
         self, decision: Decision, signals: Signals, ids: list[int], end: str, prefix: str = "", start: int | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from accounting import assert_handoff_accounting
@@ -170,6 +171,155 @@ def test_collect_labels_divergences_by_rollouts(tiny_pair):
     xs, ys, seen = collect(engine, Problem("p", QUESTION, "96"), cfg, layer=1)
     assert seen > 0 and len(xs) == len(ys) <= seen  # ties (both rollouts right or both wrong) are dropped
     assert all(x.shape == (2 * tiny_pair[0].hidden_size,) for x in xs)
+
+
+def test_mentorcollab_with_the_lrm_as_judge(tiny_pair):
+    """verifier = lrm: the LRM answers the mentor question on a fork after the shared context; each
+    pick is the LRM's own preference, and both caches end as fresh prefills of the final context."""
+    engine = Engine(*tiny_pair)
+    cfg = RunConfig(method="mentorcollab", max_tokens=60, seed=5,
+                    settings=Settings(max_step_tokens=6, probe_rate=1.0, lookahead=3, verifier="lrm"))
+    r = _Run(engine, prompt_ids(engine.tokenizer, QUESTION), cfg, QUESTION, None)
+    # record, at each divergence, which option the run showed first and the probability it got
+    orders, draw = [], r.policy.option_order
+    r.policy.option_order = lambda: orders.append(draw()) or orders[-1]
+    probs, judge = [], r.p_lrm
+    r.p_lrm = lambda options: probs.append(judge(options)) or probs[-1]
+    mc = r.execute()
+    assert r.stats["divergences"] == len(orders) == len(probs) > 0
+    lrm, srm = mc.usage["lrm"], mc.usage["srm"]
+    assert lrm.scoring_tokens > 0 and srm.scoring_tokens == 0  # the questions went to the LRM only
+    assert_caches_fresh(r, tiny_pair)
+    assert engine.solve(QUESTION, cfg).text == mc.text
+    # each probability is the LRM's answer after exactly the shared context (a fresh session asked the
+    # same question agrees), and the option kept is the one it preferred
+    ids, kept = r.ctx.ids, []
+    for (context, srm_opt, lrm_opt), lrm_first, p_run in zip(mc.divergences, orders, probs):
+        p = engine.option_preference(tiny_pair[1].session("lrm"), Context.from_prompt(context),
+                                     {"srm": srm_opt, "lrm": lrm_opt}, lrm_first)
+        assert p_run == pytest.approx(p, abs=1e-5)
+        kept.append("lrm" if ids[len(context) : len(context) + len(lrm_opt)] == lrm_opt else "srm")
+        assert kept[-1] == ("lrm" if p > 0.5 else "srm")
+    assert set(kept) == {"srm", "lrm"}  # both outcomes occurred, so the check above could fail either way
+
+
+def test_collect_labels_every_divergence_by_the_lrm(tiny_pair):
+    """labels = lrm: one label per divergence, each the LRM's mean preference over both option orders;
+    the judge's one incremental session gives what a fresh session per divergence gives."""
+    from tandem.eval.datasets import Problem
+    from tandem.verifier import VerifierError, _LrmJudge, collect
+
+    engine = Engine(*tiny_pair)
+    cfg = RunConfig(method="mentorcollab", max_tokens=30, seed=5, settings=Settings(max_step_tokens=6, probe_rate=1.0, lookahead=2))
+    problem = Problem("p", QUESTION, "96")
+    xs, ys, seen = collect(engine, problem, cfg, layer=1, labels="lrm")
+    assert seen > 1 and len(xs) == len(ys) == seen and set(ys) <= {0, 1}
+    prompt = prompt_ids(engine.tokenizer, QUESTION)
+    trace = engine.run(prompt, cfg, QUESTION)  # the same run: the same divergences
+    assert len(trace.divergences) == seen
+    judge = _LrmJudge(engine, len(prompt))
+
+    def fresh(context, options):  # a new LRM session per question, options shown in both orders
+        return [engine.option_preference(tiny_pair[1].session("lrm"), Context.from_prompt(context), options, first)
+                for first in (True, False)]
+
+    for (context, srm_opt, lrm_opt), y in zip(trace.divergences, ys):
+        options = {"srm": srm_opt, "lrm": lrm_opt}
+        p = fresh(context, options)
+        assert judge.preferences(context, options) == pytest.approx(p, abs=1e-5)
+        assert y == int(sum(p) / 2 > 0.5)
+    # a context that parts from what the judge has fed (never within one trace) is fed from the fork
+    context, srm_opt, lrm_opt = trace.divergences[-1]
+    other = context[: len(prompt) + 1] + context[len(prompt) + 1 :][::-1]
+    options = {"srm": srm_opt, "lrm": lrm_opt}
+    assert judge.preferences(other, options) == pytest.approx(fresh(other, options), abs=1e-5)
+    with pytest.raises(VerifierError, match="labels must be one of"):
+        collect(engine, problem, cfg, layer=1, labels="vote")
+
+
+def test_labelling_saves_each_problem_and_resumes(tiny_pair, tmp_path):
+    """label_problems keeps each problem's labels in OUT.parts/ as soon as they are made: a resumed run
+    labels only the problems it lacks and gives the arrays a run in one go gives."""
+    from tandem.eval.datasets import Problem
+    from tandem.verifier import VerifierError, label_problems
+
+    engine = Engine(*tiny_pair)
+    cfg = RunConfig(method="mentorcollab", max_tokens=16, seed=5, settings=Settings(max_step_tokens=6, probe_rate=1.0, lookahead=2))
+    problems = [Problem(f"q{i}", q, "1") for i, q in enumerate([QUESTION, "What is 2 + 3?", "Wait, 3 + 3?"])]
+    whole = label_problems(engine, problems, tmp_path / "a.pt", cfg, 1, "lrm")
+    x, y, groups, seen = whole
+    assert seen > 0 and len(x) == len(y) == len(groups) == seen and x.shape[1] == 2 * tiny_pair[0].hidden_size
+    assert sorted(p.name for p in (tmp_path / "a.pt.parts").glob("*.npz")) == ["q0.npz", "q1.npz", "q2.npz"]
+
+    out = tmp_path / "b.pt"
+    label_problems(engine, problems[:2], out, cfg, 1, "lrm")
+    with pytest.raises(VerifierError, match="--resume"):
+        label_problems(engine, problems, out, cfg, 1, "lrm")
+    with pytest.raises(VerifierError, match="other settings"):
+        label_problems(engine, problems, out, cfg, 1, "rollout", resume=True)
+    calls = []
+    original = engine.run
+    engine.run = lambda *a, **k: calls.append(1) or original(*a, **k)  # count the MentorCollab runs made
+    resumed = label_problems(engine, problems, out, cfg, 1, "lrm", resume=True)
+    assert len(calls) == 1  # only q2 was solved again
+    for a, b in zip(whole[:3], resumed[:3]):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    assert whole[3] == resumed[3]
+
+
+def test_cli_train_verifier_with_lrm_labels_resumes(tiny_pair_dirs, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    srm, lrm = tiny_pair_dirs
+    f = tmp_path / "train.jsonl"
+    qs = [QUESTION, "What is 2 + 3?", "Wait, 3 + 3?", "What is 7 * 6?", "How many legs do 3 cats have?", "What is 10 - 4?"]
+    f.write_text("".join(json.dumps({"id": f"t{i}", "question": q, "answer": "1"}) + "\n" for i, q in enumerate(qs)))
+    out = tmp_path / "v.pt"
+    common = ["-d", f, "--srm", srm, "--lrm", lrm, "--labels", "lrm", "--seed", "5", "--max-tokens", "16",
+              "--set", "probe_rate=1.0", "--set", "lookahead=2", "--set", "max_step_tokens=6", "-o", out]
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "tandem.cli", "train-verifier", *map(str, args)],
+                              capture_output=True, text=True, timeout=600)
+
+    res = cli(*common, "--limit", "4")
+    parts = tmp_path / "v.pt.parts"
+    assert sorted(p.name for p in parts.glob("*.npz")) == [f"t{i}.npz" for i in range(4)], res.stderr
+    kept = {p.name: p.stat().st_mtime_ns for p in parts.glob("*.npz")}
+    # labels of random models may all fall one way (exit 2, a clear message); either way the parts stay
+    assert res.returncode == 0 or (res.returncode == 2 and "labelled both ways" in res.stderr), res.stderr
+    res = cli(*common, "--limit", "6")
+    assert res.returncode == 2 and "--resume" in res.stderr
+    res = cli(*common, "--limit", "6", "--set", "lookahead=3", "--resume")
+    assert res.returncode == 2 and "other settings" in res.stderr
+    res = cli(*common, "--limit", "6", "--resume")
+    assert all(f"labelling divergences {i}/6" in res.stderr for i in range(1, 7)), res.stderr
+    assert {p.name: p.stat().st_mtime_ns for p in parts.glob("*.npz") if p.name in kept} == kept  # not redone
+    assert len(list(parts.glob("*.npz"))) == 6
+    if res.returncode == 0:
+        assert out.is_file() and ("held-out problems (5-fold)" in res.stderr or "no cross-validation" in res.stderr)
+    else:
+        assert res.returncode == 2 and "labelled both ways" in res.stderr, res.stderr
+
+
+def test_cross_validation_scores_held_out_problems():
+    import numpy as np
+
+    from tandem.verifier import cross_validate, fit
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((120, 8)).astype(np.float32)
+    groups = np.repeat(np.arange(30), 4)
+    learnable = (x[:, 0] > 0.3).astype(int)  # unbalanced: about 38% positive
+    cv = cross_validate(x, learnable, groups)
+    assert cv["balanced_accuracy"] > 0.85 and cv["accuracy"] > cv["majority_accuracy"]
+    noise = rng.integers(0, 2, 120)
+    assert abs(cross_validate(x, noise, groups)["balanced_accuracy"] - 0.5) < 0.15  # nothing to learn: chance
+    assert cross_validate(x[:12], learnable[:12], groups[:12]) is None  # 3 problems cannot make 5 folds
+    assert fit(x, learnable, {}, groups=groups).meta["cross_validation"] == cv
+    assert fit(x, learnable, {}).meta["cross_validation"] is None
 
 
 def test_each_problem_draws_its_own_probe_schedule(tiny_pair):

@@ -7,8 +7,9 @@ tokens. Where they differ, each model proposes a ``lookahead``-token
 continuation and a verifier picks one; the other is rolled back. The
 ``self`` verifier is the SRM itself, shown both options on a fork of its cache
 and asked which leads to the correct answer; its probability of the LRM's
-option label decides (> 0.5: the LRM's continuation is kept). Which option is
-shown first is drawn from the same seeded generator, so position bias cannot
+option label decides (> 0.5: the LRM's continuation is kept); ``lrm`` asks the
+LRM the same question instead, and ``mlp`` a trained MLP (tandem/verifier.py).
+Which option is shown first is drawn from the same seeded generator, so position bias cannot
 favour one model and a fixed ``--seed`` reproduces the run exactly.
 """
 

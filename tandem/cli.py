@@ -375,11 +375,13 @@ def train_verifier(
     from tandem.config import build_config
     from tandem.eval import datasets
     from tandem.eval.runner import dataset_info
-    from tandem.verifier import LABELS, fit, label_problems
+    from tandem.verifier import check_labels, fit, label_problems
 
     try:
-        if labels not in LABELS:
-            raise typer.BadParameter(f"must be one of {', '.join(LABELS)}, got {labels!r}", param_hint="--labels")
+        try:
+            check_labels(labels)  # before the models load
+        except VerifierError as e:
+            raise typer.BadParameter(str(e), param_hint="--labels") from None
         cfg = build_config(None, set_, method="mentorcollab", seed=seed, max_tokens=max_tokens, srm=srm, lrm=lrm,
                            lrm_backend=lrm_backend)
         cfg.settings.verifier = "self"

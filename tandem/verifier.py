@@ -150,16 +150,20 @@ def fit(x: np.ndarray, y: np.ndarray, meta: dict, hidden: int = 128, epochs: int
 LABELS = ("rollout", "lrm")
 
 
+def check_labels(labels: str) -> None:
+    if labels not in LABELS:
+        raise VerifierError(f"labels must be one of {', '.join(LABELS)}, got {labels!r}")
+
+
 def collect(engine, problem, config, layer: int, labels: str = "rollout") -> tuple[list[np.ndarray], list[int], int]:
     """Features and labels from one calibration problem: (features, labels, divergences seen)."""
     from tandem.prompt import prompt_ids
     from tandem.steering.calibrate import boundary_states
 
-    if labels not in LABELS:
-        raise VerifierError(f"labels must be one of {', '.join(LABELS)}, got {labels!r}")
+    check_labels(labels)
     prompt = prompt_ids(engine.tokenizer, problem.question)
     trace = engine.run(prompt, config.model_copy(update={"method": "mentorcollab"}), problem.question)
-    judge = _LrmJudge(engine, len(prompt)) if labels == "lrm" else None
+    judge = _LrmJudge(engine) if labels == "lrm" else None
     xs, ys = [], []
     for context, srm_opt, lrm_opt in trace.divergences:
         options = {"srm": srm_opt, "lrm": lrm_opt}
@@ -180,15 +184,14 @@ def label_problems(engine, problems, out: Path, config, layer: int, labels: str,
     """``collect`` over problems, each saved in OUT.parts/ as soon as it is done (``resume`` skips
     those): (features, labels, problem index of each, divergences seen). ``on_problem(n_seen, ys)``
     after each problem, loaded or labelled."""
-    if labels not in LABELS:
-        raise VerifierError(f"labels must be one of {', '.join(LABELS)}, got {labels!r}")
+    check_labels(labels)
     models = {role: {"name": m.name, "fingerprint": getattr(m, "fingerprint", None), "runtime": getattr(m, "runtime", None)}
               for role, m in (("srm", engine.srm), ("lrm", engine.lrm))}
     manifest = {"config": config.model_dump(), "layer": layer, "labels": labels, "models": models, "dataset": dataset}
     parts = Parts(out, VerifierError)
     done = parts.open(manifest, resume)
-    xs, ys, groups, seen = [], [], [], 0
     d_in = 2 * engine.srm.hidden_size
+    xs, ys, groups, seen = [np.zeros((0, d_in), np.float32)], [np.zeros(0, np.int64)], [np.zeros(0, np.int64)], 0
     for i, problem in enumerate(problems):
         if safe_name(problem.id) in done:
             z = parts.load(problem.id)
@@ -204,8 +207,7 @@ def label_problems(engine, problems, out: Path, config, layer: int, labels: str,
         seen += n
         if on_problem:
             on_problem(n, y)
-    cat = lambda a, empty: np.concatenate(a) if a else empty  # noqa: E731
-    return cat(xs, np.zeros((0, d_in), np.float32)), cat(ys, np.zeros(0, np.int64)), cat(groups, np.zeros(0, np.int64)), seen
+    return np.concatenate(xs), np.concatenate(ys), np.concatenate(groups), seen
 
 
 def _rollout_label(engine, problem, config, prompt_len: int, context: list[int], options: dict) -> int | None:
@@ -227,8 +229,8 @@ class _LrmJudge:
     One LRM session per problem, rolled back only to where the next divergence's context parts from
     what it has fed (nowhere, within one MentorCollab trace)."""
 
-    def __init__(self, engine, prompt_len: int):
-        self.engine, self.prompt_len = engine, prompt_len
+    def __init__(self, engine):
+        self.engine = engine
         self.session = engine.lrm.session("lrm")
         self.fed: list[int] = []
 
@@ -240,9 +242,7 @@ class _LrmJudge:
         from tandem.backends.base import Context
 
         common = next((i for i, (a, b) in enumerate(zip(self.fed, context)) if a != b), min(len(self.fed), len(context)))
-        self.session.rollback(max(common, self.prompt_len))
+        self.session.rollback(common)
         self.fed = list(context)
-        ctx = Context.from_prompt(context[: self.prompt_len])
-        for t in context[self.prompt_len :]:
-            ctx.append(t, "srm")
+        ctx = Context.from_prompt(context)  # who wrote which token matters only to usage, not reported here
         return [self.engine.option_preference(self.session, ctx, options, first) for first in (True, False)]

@@ -217,7 +217,7 @@ def test_collect_labels_every_divergence_by_the_lrm(tiny_pair):
     prompt = prompt_ids(engine.tokenizer, QUESTION)
     trace = engine.run(prompt, cfg, QUESTION)  # the same run: the same divergences
     assert len(trace.divergences) == seen
-    judge = _LrmJudge(engine, len(prompt))
+    judge = _LrmJudge(engine)
 
     def fresh(context, options):  # a new LRM session per question, options shown in both orders
         return [engine.option_preference(tiny_pair[1].session("lrm"), Context.from_prompt(context), options, first)
@@ -305,8 +305,6 @@ def test_cli_train_verifier_with_lrm_labels_resumes(tiny_pair_dirs, tmp_path):
 
 
 def test_cross_validation_scores_held_out_problems():
-    import numpy as np
-
     from tandem.verifier import cross_validate, fit
 
     rng = np.random.default_rng(0)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -65,17 +66,19 @@ class Parts:
         self.folder = self.out.with_name(self.out.name + ".parts")
         self.error = error
 
-    def open(self, manifest: dict, resume: bool, fill: tuple[str, ...] = ()) -> set[str]:
-        """The ids already done. ``fill``: manifest keys an older folder may lack (taken as given)."""
+    def open(self, manifest: dict, resume: bool, upgrade: Callable[[dict, dict], None] | None = None) -> set[str]:
+        """The ids already done. ``upgrade(old, manifest)`` brings a manifest that an older tandem wrote
+        to the current form in place (keys it lacked, keys it no longer compares) before the comparison."""
         mf = self.folder / "manifest.json"
         if mf.exists():
             if not resume:
                 raise self.error(f"{self.folder} holds an earlier run: add --resume to continue it, or delete the folder")
             old = json.loads(mf.read_text())
-            for key in fill:
-                old.setdefault(key, manifest.get(key))
-            if json.dumps(old, sort_keys=True) != json.dumps(manifest, sort_keys=True):
-                diff = sorted(k for k in set(old) | set(manifest) if old.get(k) != manifest.get(k))
+            if upgrade:
+                upgrade(old, manifest)
+            new = json.loads(json.dumps(manifest))  # as it reads back from the file (tuples become lists)
+            if old != new:
+                diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
                 raise self.error(f"{self.folder} was started with other settings ({', '.join(diff)}); delete it or use another --out")
             return {p.stem for p in self.folder.glob("*.npz") if not p.name.endswith(".tmp.npz")}
         self.folder.mkdir(parents=True, exist_ok=True)

@@ -255,7 +255,7 @@ def test_labelling_saves_each_problem_and_resumes(tiny_pair, tmp_path):
     label_problems(engine, problems[:2], out, cfg, 1, "lrm")
     with pytest.raises(VerifierError, match="--resume"):
         label_problems(engine, problems, out, cfg, 1, "lrm")
-    with pytest.raises(VerifierError, match="other settings"):
+    with pytest.raises(VerifierError, match=r"other settings \(labels\)"):
         label_problems(engine, problems, out, cfg, 1, "rollout", resume=True)
     calls = []
     original = engine.run
@@ -293,7 +293,7 @@ def test_cli_train_verifier_with_lrm_labels_resumes(tiny_pair_dirs, tmp_path):
     res = cli(*common, "--limit", "6")
     assert res.returncode == 2 and "--resume" in res.stderr
     res = cli(*common, "--limit", "6", "--set", "lookahead=3", "--resume")
-    assert res.returncode == 2 and "other settings" in res.stderr
+    assert res.returncode == 2 and "other settings (config)" in res.stderr
     res = cli(*common, "--limit", "6", "--resume")
     assert all(f"labelling divergences {i}/6" in res.stderr for i in range(1, 7)), res.stderr
     assert {p.name: p.stat().st_mtime_ns for p in parts.glob("*.npz") if p.name in kept} == kept  # not redone

@@ -133,13 +133,20 @@ def test_calibrate_saves_resumes_and_records_metadata(tiny_pair, tmp_path):
     engine = Engine(tiny_pair[0], tiny_pair[0])
     cfg = RunConfig(method="srm", max_tokens=40, settings=Settings(window=2, tr1=2, tr2=3, delimiter=" ", max_step_tokens=8))
     out = tmp_path / "vec.pt"
-    calibrate(engine, problems[:2], out, cfg, layer=2)
+    data = {"name": str(f), "split": "test"}
+    calibrate(engine, problems[:2], out, cfg, layer=2, dataset=data | {"limit": 2})
     with pytest.raises(SteeringError, match="--resume"):
-        calibrate(engine, problems, out, cfg, layer=2)
-    with pytest.raises(SteeringError, match="other settings"):
-        calibrate(engine, problems, out, cfg, layer=3, resume=True)
+        calibrate(engine, problems, out, cfg, layer=2, dataset=data | {"limit": 3})
+    with pytest.raises(SteeringError, match=r"other settings \(layer\)"):
+        calibrate(engine, problems, out, cfg, layer=3, resume=True, dataset=data | {"limit": 3})
+    with pytest.raises(SteeringError, match=r"other settings \(dataset\)"):
+        calibrate(engine, problems, out, cfg, layer=2, resume=True, dataset={"name": "other", "split": "test", "limit": 3})
+    # a manifest written when tandem recorded --limit in it resumes with a larger limit too
+    mf = tmp_path / "vec.pt.parts" / "manifest.json"
+    mf.write_text(json.dumps(json.loads(mf.read_text()) | {"dataset": data | {"limit": 2}}))
     seen = []
-    result = calibrate(engine, problems, out, cfg, layer=2, resume=True, on_sample=lambda s: seen.append(s.id))
+    result = calibrate(engine, problems, out, cfg, layer=2, resume=True, dataset=data | {"limit": 3},
+                       on_sample=lambda s: seen.append(s.id))
     assert seen == ["q0", "q1", "q2"]
     parts = sorted(p.name for p in (tmp_path / "vec.pt.parts").glob("*.npz"))
     assert parts == ["q0.npz", "q1.npz", "q2.npz"]
@@ -148,7 +155,7 @@ def test_calibrate_saves_resumes_and_records_metadata(tiny_pair, tmp_path):
     assert m["thresholds"]["tr1"] == 2 and {"seal", "rankguide"} <= set(m["counts"]) and "created" in m
     sample = Sample.load(tmp_path / "vec.pt.parts" / "q0.npz")
     assert sample.states.shape == (len(sample.labels), 64)
-    assert m["runtime"] == {"device": "cpu", "dtype": "float32"}
+    assert m["runtime"] == {"device": "cpu", "dtype": "float32"} and m["dataset"]["limit"] == 3
 
 
 def test_calibration_in_another_dtype_is_not_resumed(tiny_pair, tiny_srm_bf16, tmp_path):

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -66,17 +65,17 @@ class Parts:
         self.folder = self.out.with_name(self.out.name + ".parts")
         self.error = error
 
-    def open(self, manifest: dict, resume: bool, upgrade: Callable[[dict, dict], None] | None = None) -> set[str]:
-        """The ids already done. ``upgrade(old, manifest)`` brings a manifest that an older tandem wrote
-        to the current form in place (keys it lacked, keys it no longer compares) before the comparison."""
+    def open(self, manifest: dict, resume: bool, fill: tuple[str, ...] = ()) -> set[str]:
+        """The ids already done. ``fill``: manifest keys an older folder may lack (taken as given).
+        The number of problems (``dataset.limit``) is not compared: a resumed run may take more or
+        fewer of the same problems."""
         mf = self.folder / "manifest.json"
         if mf.exists():
             if not resume:
                 raise self.error(f"{self.folder} holds an earlier run: add --resume to continue it, or delete the folder")
-            old = json.loads(mf.read_text())
-            if upgrade:
-                upgrade(old, manifest)
-            new = json.loads(json.dumps(manifest))  # as it reads back from the file (tuples become lists)
+            old, new = _identity(json.loads(mf.read_text())), _identity(manifest)
+            for key in fill:
+                old.setdefault(key, new.get(key))
             if old != new:
                 diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
                 raise self.error(f"{self.folder} was started with other settings ({', '.join(diff)}); delete it or use another --out")
@@ -100,6 +99,15 @@ class Parts:
 
     def has(self, pid: str) -> bool:
         return self.path(pid).exists()
+
+
+def _identity(manifest: dict) -> dict:
+    """What must match for a run to resume: the manifest as it reads back from its file (tuples
+    become lists), less the dataset's ``limit``."""
+    m = json.loads(json.dumps(manifest))
+    if isinstance(m.get("dataset"), dict):
+        m["dataset"].pop("limit", None)
+    return m
 
 
 def safe_name(pid: str) -> str:

@@ -388,7 +388,7 @@ def train_verifier(
         problems = datasets.load(dataset, split, limit)
         engine, _ = _load_engine(cfg, device, dtype)
         layer = engine.srm.resolve_layer(layer)
-        info = dataset_info(dataset, split)  # without --limit: a resumed run may label more problems
+        info = dataset_info(dataset, split) | {"limit": limit}  # a resumed run may label more problems (Parts)
         tally = {"seen": 0, "labelled": 0, "lrm": 0}
 
         def done(n, y):
@@ -401,7 +401,7 @@ def train_verifier(
             task = bar.add_task("labelling divergences", total=len(problems), stats="")
             x, y, groups, seen = label_problems(engine, problems, out, cfg, layer, labels, resume, info, done)
         meta = {"model": engine.srm.name, "fingerprint": engine.srm.fingerprint, "hidden_size": engine.srm.hidden_size,
-                "layer": layer, "divergences": seen, "labels": labels, "dataset": info | {"limit": limit}, "config": cfg.model_dump()}
+                "layer": layer, "divergences": seen, "labels": labels, "dataset": info, "config": cfg.model_dump()}
         verifier = fit(x, y, meta, groups=groups)
         verifier.save(out)
     except USER_ERRORS as e:

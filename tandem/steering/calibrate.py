@@ -93,17 +93,6 @@ def build_vectors(samples: list[Sample], tr1: int, tr2: int) -> tuple[dict, dict
     return vectors, counts
 
 
-def _without_limit(dataset: dict | None) -> dict | None:
-    return None if dataset is None else {k: v for k, v in dataset.items() if k != "limit"}
-
-
-def _upgrade_manifest(old: dict, new: dict) -> None:
-    """Folders from before tandem recorded the runtime resume in any; those from before it left
-    --limit out of the manifest resume with any limit."""
-    old.setdefault("runtime", new.get("runtime"))
-    old["dataset"] = _without_limit(old.get("dataset"))
-
-
 def calibrate(
     engine, problems: list[Problem], out: Path, config: RunConfig, layer: int | None = None,
     labeler: StepLabeler = StepLabeler(), resume: bool = False, dataset: dict | None = None,
@@ -115,11 +104,10 @@ def calibrate(
     layer = engine.srm.resolve_layer(layer)
     fp = getattr(engine.srm, "fingerprint", None)
     runtime = getattr(engine.srm, "runtime", None)  # device and dtype: bf16 hidden states differ from fp32 ones
-    # the manifest leaves out --limit: a resumed calibration may take more (or fewer) of the same problems
     manifest = {"config": config.model_dump(), "layer": layer, "labels": labeler.model_dump(), "srm": engine.srm.name,
-                "fingerprint": fp, "runtime": runtime, "dataset": _without_limit(dataset)}
+                "fingerprint": fp, "runtime": runtime, "dataset": dataset}
     parts = Parts(out, SteeringError)
-    done = parts.open(manifest, resume, upgrade=_upgrade_manifest)
+    done = parts.open(manifest, resume, fill=("runtime",))  # folders from before tandem recorded the runtime
     for p in problems:
         if safe_name(p.id) in done and on_sample:
             on_sample(Sample.load(parts.path(p.id)))

@@ -45,6 +45,12 @@ class Settings(BaseModel):
     verifier: Literal["self", "lrm", "mlp"] = Field(
         "self", description="MentorCollab: the SRM itself, the LRM as judge, or the MLP of RunConfig.verifier_file"
     )
+    option_orders: Literal["one", "both"] = Field(
+        "one",
+        description="MentorCollab self/lrm verifier: ask with the options in one seeded random order (the paper), or "
+        "in both orders and average the two answers (the judge's position bias cancels; twice the questions). "
+        "No effect on the mlp verifier",
+    )
     # behaviour
     glimpse: Literal["reuse", "discard"] = Field("reuse", description="GlimpRouter: keep the glimpsed token or redraw it (upstream)")
     collapse_writer: Literal["srm", "lrm"] = Field("srm", description="RankGuide Eq. 4: who writes the final answer after a collapse")

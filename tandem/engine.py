@@ -94,9 +94,12 @@ class Engine:
     def mentor_ids(self, a: list[int], b: list[int]) -> list[int]:
         return mentor_ids(self.tokenizer, a, b)
 
-    def option_preference(self, judge: Session, ctx: Context, options: dict[str, list[int]], lrm_first: bool) -> float:
+    def option_preference(self, judge: Session, ctx: Context, options: dict[str, list[int]], lrm_first: bool | None) -> float:
         """``judge``'s probability that the LRM's option is the better one: the mentor question, with the
-        options shown in the order ``lrm_first`` says, asked on a fork of its cache after ``ctx``."""
+        options shown in the order ``lrm_first`` says, asked on a fork of its cache after ``ctx``; None:
+        the mean of both orders."""
+        if lrm_first is None:
+            return sum(self.option_preference(judge, ctx, options, first) for first in (True, False)) / 2
         a, b = (options["lrm"], options["srm"]) if lrm_first else (options["srm"], options["lrm"])
         logits = judge.peek(ctx, self.mentor_ids(a, b))
         pa, pb = torch.softmax(logits[self.option_ids], -1).tolist()

@@ -203,6 +203,34 @@ def test_mentorcollab_with_the_lrm_as_judge(tiny_pair):
     assert set(kept) == {"srm", "lrm"}  # both outcomes occurred, so the check above could fail either way
 
 
+@pytest.mark.parametrize("verifier", ["self", "lrm"])
+def test_mentorcollab_judge_asked_in_both_orders(tiny_pair, verifier):
+    """option_orders = both: each pick is the judge's mean preference over the two option orders (as
+    train-verifier's LRM labels are made), and the judge answers two questions per divergence."""
+    engine = Engine(*tiny_pair)
+    cfg = RunConfig(method="mentorcollab", max_tokens=60, seed=5, settings=Settings(
+        max_step_tokens=6, probe_rate=1.0, lookahead=3, verifier=verifier, option_orders="both"))
+    r = _Run(engine, prompt_ids(engine.tokenizer, QUESTION), cfg, QUESTION, None)
+    probs, judge = [], r.p_lrm
+    r.p_lrm = lambda options: probs.append(judge(options)) or probs[-1]
+    mc = r.execute()
+    assert r.stats["divergences"] == len(probs) > 0
+    assert_caches_fresh(r, tiny_pair)
+    judge_role = "lrm" if verifier == "lrm" else "srm"
+    ids, kept, asked = r.ctx.ids, [], 0
+    for context, srm_opt, lrm_opt in mc.divergences:
+        options = {"srm": srm_opt, "lrm": lrm_opt}
+        fresh = tiny_pair[judge_role == "lrm"]  # a new session per question
+        p = [engine.option_preference(fresh.session(judge_role), Context.from_prompt(context), options, first)
+             for first in (True, False)]
+        assert probs[len(kept)] == pytest.approx(sum(p) / 2, abs=1e-5)
+        kept.append("lrm" if ids[len(context) : len(context) + len(lrm_opt)] == lrm_opt else "srm")
+        assert kept[-1] == ("lrm" if sum(p) > 1 else "srm")
+        asked += len(engine.mentor_ids(srm_opt, lrm_opt)) + len(engine.mentor_ids(lrm_opt, srm_opt))
+    assert mc.usage[judge_role].scoring_tokens == asked
+    assert mc.usage["srm" if judge_role == "lrm" else "lrm"].scoring_tokens == 0
+
+
 def test_collect_labels_every_divergence_by_the_lrm(tiny_pair):
     """labels = lrm: one label per divergence, each the LRM's mean preference over both option orders;
     the judge's one incremental session gives what a fresh session per divergence gives."""

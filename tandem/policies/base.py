@@ -92,8 +92,8 @@ class Policy:
         """Before an SRM token (``mentored`` policies): compare the two models' next tokens here?"""
         return False
 
-    def option_order(self) -> bool:
-        """Mentored divergence: show the LRM's option first (as A) to the verifier?"""
+    def option_order(self) -> bool | None:
+        """Mentored divergence: show the LRM's option first (as A) to the verifier? None: ask in both orders."""
         return False
 
     def pick(self, p_lrm: float) -> Writer:

@@ -10,7 +10,10 @@ and asked which leads to the correct answer; its probability of the LRM's
 option label decides (> 0.5: the LRM's continuation is kept); ``lrm`` asks the
 LRM the same question instead, and ``mlp`` a trained MLP (tandem/verifier.py).
 Which option is shown first is drawn from the same seeded generator, so position bias cannot
-favour one model and a fixed ``--seed`` reproduces the run exactly.
+favour one model and a fixed ``--seed`` reproduces the run exactly; with
+``option_orders=both`` the judge is asked in both orders and the two answers
+averaged (how ``tandem train-verifier --labels lrm`` labels), so its bias
+cancels within each question instead of on average.
 """
 
 import random
@@ -22,7 +25,7 @@ from tandem.policies.registry import register
 @register
 class MentorCollab(Policy):
     name = "mentorcollab"
-    reads = ("probe_rate", "probe_unit", "lookahead", "verifier", "seed_scope")  # seed_scope: where the probes fall
+    reads = ("probe_rate", "probe_unit", "lookahead", "verifier", "option_orders", "seed_scope")  # seed_scope: where the probes fall
     mentored = True
 
     def __init__(self, settings, seed: int = 0):
@@ -37,8 +40,9 @@ class MentorCollab(Policy):
             return False
         return self.rng.random() < self.settings.probe_rate
 
-    def option_order(self) -> bool:
-        return self.rng.random() < 0.5
+    def option_order(self) -> bool | None:
+        lrm_first = self.rng.random() < 0.5  # drawn in both modes, so that their probes fall alike
+        return None if self.settings.option_orders == "both" else lrm_first
 
     def pick(self, p_lrm: float) -> Writer:
         return "lrm" if p_lrm > 0.5 else "srm"

@@ -3,8 +3,9 @@
 A latency means little without its machine: hosts differ in speed, a shared
 host drifts, and a CPU without bfloat16 instructions emulates them, so a bf16
 prefill there runs ~25x slower than on one with them (measured, BENCHMARKS.md).
-Eval records carry ``host()``; loading a model in bf16 on such a CPU warns
-(``EmulatedBF16Warning``) before its weights are read, from the Python API as
+Eval records carry ``host()`` and the share of CPU time the hypervisor took
+from the VM while the problem ran (``steal_share``). Loading a model in bf16
+on a CPU without those instructions warns (``EmulatedBF16Warning``) before its weights are read, from the Python API as
 from the CLI.
 
 The processor also decides the texts, not only their speed: greedy decoding
@@ -73,6 +74,30 @@ def processor(h: dict | None) -> str | None:
 
 class OtherProcessorWarning(RuntimeWarning):
     """An eval file resumed on another processor model than its records were computed on: its texts may mix."""
+
+
+def cpu_times() -> tuple[int, int] | None:
+    """(steal, total): the clock ticks of all CPUs since boot that the hypervisor gave to other guests
+    ("steal"), and all ticks; None where /proc/stat is not there (not Linux) or has no steal column."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    except OSError:
+        return None
+    if len(fields) < 9 or fields[0] != "cpu":
+        return None
+    ticks = [int(x) for x in fields[1:9]]  # user nice system idle iowait irq softirq steal (guest time is in user)
+    return ticks[7], sum(ticks)
+
+
+def steal_share(before: tuple[int, int] | None, after: tuple[int, int] | None) -> float | None:
+    """The share of the CPUs' time stolen by the hypervisor between two ``cpu_times()`` readings.
+
+    A shared cloud VM's speed depends on its neighbours: on one 2-CPU host an eval went from 8.2 to 3.0
+    SRM tokens per second within ten minutes with nothing else running in the VM, while the hypervisor
+    took half of its CPU time (RESULTS.md). The load average cannot see this; steal can."""
+    if before is None or after is None or after[1] <= before[1]:
+        return None
+    return round((after[0] - before[0]) / (after[1] - before[1]), 3)
 
 
 def host() -> dict:

@@ -145,11 +145,12 @@ def test_records_say_where_and_under_what_load_they_were_measured(tiny_pair, pro
     host = records[0]["host"]
     assert host["node"] == platform.node() and host["cpus"] >= 1 and host["torch_threads"] >= 1 and host["cpu"]
     assert all(r["finished"].endswith("+00:00") and isinstance(r["load"], float) for r in records)
+    assert all(isinstance(r["steal"], float) and 0 <= r["steal"] <= 1 for r in records)  # Linux has /proc/stat
 
     # two copies of that run: a as measured on a quiet machine; b the same, but its last problem finished on
     # another machine while other work loaded it ("~" sorts that machine after any host name)
     lines = (tmp_path / "a.jsonl").read_text().splitlines()
-    quiet = [lines[0]] + [json.dumps(dict(json.loads(x), load=0.1, latency_s=float(i))) for i, x in enumerate(lines[1:], 1)]
+    quiet = [lines[0]] + [json.dumps(dict(json.loads(x), load=0.1, steal=0.0, latency_s=float(i))) for i, x in enumerate(lines[1:], 1)]
     (tmp_path / "a.jsonl").write_text("\n".join(quiet) + "\n")
     md = (report([tmp_path / "a.jsonl"], tmp_path / "rep") / "report.md").read_text()
     assert "more than one machine" not in md and "load average" not in md
@@ -159,7 +160,7 @@ def test_records_say_where_and_under_what_load_they_were_measured(tiny_pair, pro
     md = (report([tmp_path / "a.jsonl", tmp_path / "b.jsonl"], tmp_path / "rep") / "report.md").read_text()
     assert f"Latency measured on more than one machine: A = {_host_label(host)}; B = ~other-box:" in md
     assert "Problems per machine (mean latency there): a A 3 (2.0 s), b A 2 (1.5 s) / B 1 (3.0 s)." in md
-    assert "above 1.5x its CPUs (other work sharing them): b (1 of 3)." in md
+    assert "stolen by the hypervisor for other VMs): b (1 of 3)." in md
     assert "more than one processor model" not in md  # another machine, the same processor model
 
     # another processor model: the texts may differ as well, and the report says which runs it computed
@@ -212,6 +213,17 @@ def test_bf16_warning_only_where_a_cpu_emulates_bf16():
     assert bf16_warning("cpu", "bfloat16", True) is None and bf16_warning("cpu", "bfloat16", None) is None
     assert bf16_warning("cpu", "float32", False) is None and bf16_warning("cuda:0", "bfloat16", False) is None
     assert host()["cpu_bf16"] == bf16_in_hardware()
+
+
+def test_steal_share_between_two_readings_of_the_cpu_times():
+    """The hypervisor's share of the CPU time between two /proc/stat readings; None without two readings
+    or without time passing."""
+    from tandem.hardware import cpu_times, steal_share
+
+    steal, total = cpu_times()
+    assert 0 <= steal <= total
+    assert steal_share((10, 1000), (40, 1100)) == 0.3 and steal_share((10, 1000), (10, 1100)) == 0.0
+    assert steal_share(None, (40, 1100)) is None and steal_share((10, 1000), (10, 1000)) is None
 
 
 def test_jsonl_errors_name_the_line(tmp_path):

@@ -152,19 +152,22 @@ def test_crowded_pareto_plot_numbers_its_points_and_keys_them_below(tmp_path):
 
 
 def test_pareto_points_measured_on_a_loaded_machine_are_flagged(tmp_path):
-    """A run most of whose problems finished while the load average was above 1.5x the CPUs is marked busy
-    (drawn hollow); one loaded problem in three is named in the note but not drawn hollow."""
+    """A run most of whose problems were solved while the load average was above 1.5x the CPUs, or while
+    the hypervisor stole more than 20% of the CPU time, is marked busy (drawn hollow); one loaded problem
+    in three is named in the note but not drawn hollow. Records from before steal was recorded count by load."""
     from tandem.analysis.report import _busy, load_runs
 
     host = {"node": "box", "cpus": 2}
-    for name, loads in (("quiet", [0.5, 4.0, 1.0]), ("loaded", [3.5, 4.0, 1.0])):
+    runs = {"quiet": [(0.5, 0.0), (4.0, 0.01), (1.0, 0.2)], "loaded": [(3.5, None), (4.0, None), (1.0, None)],
+            "stolen": [(1.9, 0.5), (1.0, 0.21), (None, 0.0)]}
+    for name, marks in runs.items():
         _write_run(tmp_path / f"{name}.jsonl", "srm", [True, False, True])
-        _add_to_records(tmp_path / f"{name}.jsonl", [{"load": ld, "host": host} for ld in loads])
+        _add_to_records(tmp_path / f"{name}.jsonl", [{"load": ld, "steal": st, "host": host} for ld, st in marks])
     ids = {"q0", "q1", "q2"}
     busy = {r.name: _busy(r, ids) for r in load_runs([tmp_path])}
-    assert busy == {"quiet": (1, 3), "loaded": (2, 3)}
+    assert busy == {"quiet": (1, 3), "loaded": (2, 3), "stolen": (2, 3)}
     md = (report([tmp_path]) / "report.md").read_text()
-    assert "(other work sharing them): loaded (2 of 3), quiet (1 of 3)." in md
+    assert "stolen by the hypervisor for other VMs): loaded (2 of 3), quiet (1 of 3), stolen (2 of 3)." in md
 
 
 def test_report_states_each_runs_decode_speed_with_prefill_left_out(tmp_path):

@@ -184,20 +184,29 @@ def _processor_note(runs: list[Run], ids: set[str]) -> str:
             "`tandem compare A.jsonl B.jsonl` shows where two runs part.")
 
 
+STEAL_BUSY = 0.2  # a problem during which the hypervisor took more than this share of the CPUs' time
+
+
 def _busy(run: Run, ids: set[str]) -> tuple[int, int]:
-    """(problems finished while other work loaded the machine, problems with a load recorded): busy means the
-    1-minute load average was above the machine's CPUs by half again. The load average lags, so this flags,
-    it does not measure."""
-    rs = [rec for rec in run.results if rec["id"] in ids and rec.get("load") is not None and rec.get("host")]
-    return sum(rec["load"] > 1.5 * max(1, rec["host"].get("cpus") or 1) for rec in rs), len(rs)
+    """(problems solved on a loaded machine, problems with a load or steal recorded): loaded means the
+    1-minute load average at the finish was above the machine's CPUs by half again (other work in the
+    machine; the load average lags, so this flags, it does not measure), or the hypervisor took more than
+    ``STEAL_BUSY`` of the CPU time while the problem ran (other VMs on the host; measured over the problem)."""
+    def busy(rec: dict) -> bool:
+        cpus = max(1, (rec.get("host") or {}).get("cpus") or 1)
+        return (rec.get("load") or 0) > 1.5 * cpus or (rec.get("steal") or 0) > STEAL_BUSY
+
+    rs = [rec for rec in run.results if rec["id"] in ids and (rec.get("load"), rec.get("steal")) != (None, None)]
+    return sum(busy(rec) for rec in rs), len(rs)
 
 
 def _load_note(busy: dict[str, tuple[int, int]]) -> str:
-    """Runs with problems finished on a loaded machine (``_busy`` per run name): their latencies were slowed by it."""
+    """Runs with problems solved on a loaded machine (``_busy`` per run name): their latencies were slowed by it."""
     marks = [f"{name} ({b} of {n})" for name, (b, n) in busy.items() if b]
     if not marks:
         return ""
-    return "Problems finished while the machine's load average was above 1.5x its CPUs (other work sharing them): " + ", ".join(marks) + "."
+    return ("Problems solved while other work shared the CPUs (a load average above 1.5x the CPUs at the finish, or "
+            f"more than {STEAL_BUSY:.0%} of the CPU time stolen by the hypervisor for other VMs): " + ", ".join(marks) + ".")
 
 
 def _baseline(rows: list[dict], method: str) -> dict | None:

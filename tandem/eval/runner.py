@@ -38,7 +38,7 @@ from typing import Callable, Iterable
 from tandem.config import RunConfig
 from tandem.eval.datasets import Problem
 from tandem.eval.grading import grade
-from tandem.hardware import OtherProcessorWarning, host, processor
+from tandem.hardware import OtherProcessorWarning, cpu_times, host, processor, steal_share
 from tandem.prompt import CODE_INSTRUCTION, INSTRUCTION
 
 IDENTITY = ("config", "dataset", "models", "steer")  # header keys that must match to resume
@@ -256,7 +256,7 @@ def run_eval(
             p = next(queue, None)
             if p is None:
                 return False
-            pending[pool.submit(solve, engine, p, config)] = p
+            pending[pool.submit(_solve_watching_steal, solve, engine, p, config)] = p
             return True
 
         for _ in range(max(1, workers)):
@@ -272,7 +272,8 @@ def run_eval(
                 else:
                     rec["workers"] = max(1, workers)  # problems in flight: latency was measured under that sharing
                     # where and when, with the load then: a resumed file may span machines, and other work on
-                    # the cores (a load above their count) slows a latency down
+                    # the cores (a load above their count) slows a latency down, as does a hypervisor giving
+                    # their time to other VMs (the record's steal)
                     rec["host"] = machine
                     rec["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
                     rec["load"] = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
@@ -282,6 +283,15 @@ def run_eval(
                         on_result(rec)
                 submit()
     return [done[p.id] for p in problems if p.id in done], errors
+
+
+def _solve_watching_steal(solve: Callable, engine, problem: Problem, config: RunConfig) -> dict:
+    """``solve``'s record with ``steal``: the share of the CPUs' time the hypervisor gave to other VMs
+    meanwhile (machine-wide, so with several workers it covers the problems in flight together)."""
+    before = cpu_times()
+    rec = solve(engine, problem, config)
+    rec["steal"] = steal_share(before, cpu_times())
+    return rec
 
 
 def _warn_if_other_processor(path: Path, records: Iterable[dict], machine: dict) -> None:

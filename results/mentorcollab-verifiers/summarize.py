@@ -1,11 +1,12 @@
-"""Per-verifier summary of the three-verifier sweep (RESULTS.md, "MentorCollab's three verifiers").
+"""Per-verifier summary of the verifier sweep (RESULTS.md, "MentorCollab's three verifiers"); lrm-both is
+the LRM judge asked in both option orders, compared with the one-order LRM judge, the others with self.
 
     python3 results/mentorcollab-verifiers/summarize.py results/mentorcollab-verifiers
 """
 import json, sys, glob, statistics as st
 rows = {}
 for f in sorted(glob.glob(sys.argv[1] + "/*.jsonl")):
-    v = f.split("verifier-")[1].split("_")[0].split(".")[0]
+    v = f.split("verifier-")[1].split("_")[0].split(".")[0] + ("-both" if "option_orders-both" in f else "")
     recs = {}
     for l in open(f):
         r = json.loads(l)
@@ -24,10 +25,11 @@ for v, recs in rows.items():
           f"  srm scoring {sum(r['usage']['srm']['scoring_tokens'] for r in R)} lrm scoring {sum(r['usage']['lrm']['scoring_tokens'] for r in R)}"
           f"  lrm share {st.mean(r['lrm_token_share'] for r in R):.3f}  lrm s {st.mean(r['usage']['lrm']['seconds'] for r in R):.1f}"
           f"  load {st.mean(r['load'] for r in R):.2f}")
-base = rows["self"]
 for v, recs in rows.items():
     if v == "self": continue
+    b = "lrm" if v == "lrm-both" else "self"  # the judge in both orders against the same judge in one
+    base = rows[b]
     gained = [i for i in ids if recs[i]["correct"] and not base[i]["correct"]]
     lost = [i for i in ids if base[i]["correct"] and not recs[i]["correct"]]
     same = sum(recs[i]["text"] == base[i]["text"] for i in ids)
-    print(f"{v} vs self: gained {gained} lost {lost} identical text {same}/{len(ids)}")
+    print(f"{v} vs {b}: gained {gained} lost {lost} identical text {same}/{len(ids)}")

@@ -94,7 +94,9 @@ def steal_share(before: tuple[int, int] | None, after: tuple[int, int] | None) -
 
     A shared cloud VM's speed depends on its neighbours: on one 2-CPU host an eval went from 8.2 to 3.0
     SRM tokens per second within ten minutes with nothing else running in the VM, while the hypervisor
-    took half of its CPU time (RESULTS.md). The load average cannot see this; steal can."""
+    took half of its CPU time (RESULTS.md). The load average cannot see this; steal can. It does not see
+    everything: an hour later the same texts ran 2.1x slower than they had at first, with steal at most
+    11%, so a low steal does not prove a quiet host (neighbours also share caches and memory bandwidth)."""
     if before is None or after is None or after[1] <= before[1]:
         return None
     return round((after[0] - before[0]) / (after[1] - before[1]), 3)

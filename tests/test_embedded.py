@@ -88,7 +88,7 @@ def test_specreason_scores_every_draft_on_a_fork(engine):
 
 
 def test_mentorcollab_is_reproducible_with_a_seed(engine):
-    cfg = RunConfig(method="mentorcollab", max_tokens=80, seed=2, settings=Settings(probe_rate=0.2, lookahead=8))
+    cfg = RunConfig(method="mentorcollab", max_tokens=40, seed=2, settings=Settings(probe_rate=0.3, lookahead=6))
     a, b = engine.solve(WORD_PROBLEM, cfg), engine.solve(WORD_PROBLEM, cfg)
     assert a.text == b.text and a.meta["stats"] == b.meta["stats"]
     assert a.meta["stats"]["probes"] > 0

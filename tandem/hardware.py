@@ -5,8 +5,8 @@ host drifts, and a CPU without bfloat16 instructions emulates them, so a bf16
 prefill there runs ~25x slower than on one with them (measured, BENCHMARKS.md).
 Eval records carry ``host()`` and the share of CPU time the hypervisor took
 from the VM while the problem ran (``steal_share``). Loading a model in bf16
-on a CPU without those instructions warns (``EmulatedBF16Warning``) before its weights are read, from the Python API as
-from the CLI.
+on a CPU without those instructions warns (``EmulatedBF16Warning``) before
+its weights are read, from the Python API as from the CLI.
 
 The processor also decides the texts, not only their speed: greedy decoding
 repeats byte for byte on one processor model, but another one's kernels round
@@ -93,7 +93,7 @@ def steal_share(before: tuple[int, int] | None, after: tuple[int, int] | None) -
     """The share of the CPUs' time stolen by the hypervisor between two ``cpu_times()`` readings.
 
     A shared cloud VM's speed depends on its neighbours: on one 2-CPU host an eval went from 8.2 to 3.0
-    SRM tokens per second within ten minutes with nothing else running in the VM, while the hypervisor
+    SRM tokens per second of latency within ten minutes with nothing else running in the VM, while the hypervisor
     took half of its CPU time (RESULTS.md). The load average cannot see this; steal can. It does not see
     everything: an hour later the same texts ran 2.1x slower than they had at first, with steal at most
     11%, so a low steal does not prove a quiet host (neighbours also share caches and memory bandwidth)."""

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from accounting import assert_handoff_accounting
+from cli_in_process import tandem
 
 from tandem.backends.base import Context
 from tandem.config import RunConfig, Settings
@@ -297,8 +298,6 @@ def test_labelling_saves_each_problem_and_resumes(tiny_pair, tmp_path):
 
 def test_cli_train_verifier_with_lrm_labels_resumes(tiny_pair_dirs, tmp_path):
     import json
-    import subprocess
-    import sys
 
     srm, lrm = tiny_pair_dirs
     f = tmp_path / "train.jsonl"
@@ -309,8 +308,7 @@ def test_cli_train_verifier_with_lrm_labels_resumes(tiny_pair_dirs, tmp_path):
               "--set", "probe_rate=1.0", "--set", "lookahead=2", "--set", "max_step_tokens=6", "-o", out]
 
     def cli(*args):
-        return subprocess.run([sys.executable, "-m", "tandem.cli", "train-verifier", *map(str, args)],
-                              capture_output=True, text=True, timeout=600)
+        return tandem("train-verifier", *args)
 
     res = cli(*common, "--limit", "4")
     parts = tmp_path / "v.pt.parts"

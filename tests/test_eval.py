@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+from cli_in_process import tandem
 
 from tandem.config import RunConfig, Settings
 from tandem.engine import Engine
@@ -239,10 +240,10 @@ def test_jsonl_errors_name_the_line(tmp_path):
     assert [(p.id, p.kind) for p in ps] == [("a", "math"), ("b", "code")]
 
 
-def _cli(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "tandem.cli", *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=600)
+_cli = tandem  # in process; the sharded sweep below starts real processes
 
 
+@pytest.mark.filterwarnings("error::UserWarning")  # in process, a warning fails the command: figures of empty traces must not warn
 def test_cli_eval_sweep_report_analyze(tiny_pair_dirs, problems_file, tmp_path):
     srm, lrm = tiny_pair_dirs
     grid = tmp_path / "grid.toml"

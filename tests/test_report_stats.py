@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
+from cli_in_process import tandem
 
 from tandem.analysis.report import report
 from tandem.analysis.stats import format_p, mcnemar_exact, paired, wilson
@@ -90,8 +89,7 @@ def test_report_limit_compares_the_first_problems_only(tmp_path):
     assert "gsm8k (7 problems)" in md and "| +4 / -3 (p = " in md
     md = (report([tmp_path], tmp_path / "first", limit=4) / "report.md").read_text()
     assert "gsm8k (4 problems)" in md and "| rankguide | 100.0% (" in md and "| +4 / -0 (p = " in md
-    r = subprocess.run([sys.executable, "-m", "tandem.cli", "report", str(tmp_path), "-o", str(tmp_path / "cli"), "--limit", "0"],
-                       capture_output=True, text=True)
+    r = tandem("report", tmp_path, "-o", tmp_path / "cli", "--limit", "0")
     assert r.returncode == 2 and "--limit" in r.stderr
 
 

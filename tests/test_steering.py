@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from cli_in_process import tandem
 
 from tandem.backends.base import Context
 from tandem.config import RunConfig, Settings
@@ -178,16 +179,12 @@ def test_calibration_in_another_dtype_is_not_resumed(tiny_pair, tiny_srm_bf16, t
 
 
 def test_cli_calibrate_then_solve_with_vector(tiny_pair_dirs, tmp_path):
-    import subprocess
-    import sys
-
     srm, lrm = tiny_pair_dirs
     f = tmp_path / "cal.jsonl"
     f.write_text('{"id": "a", "question": "What is 2+2?", "answer": "4"}\n{"id": "b", "question": "Wait, 3+3?", "answer": "6"}\n')
     common = ["--set", "delimiter= ", "--set", "max_step_tokens=8", "--max-tokens", "30"]
 
-    def cli(*args):
-        return subprocess.run([sys.executable, "-m", "tandem.cli", *map(str, args)], capture_output=True, text=True, timeout=300)
+    cli = tandem
 
     out = tmp_path / "v.pt"
     res = cli("calibrate", "-d", f, "--srm", srm, *common, "-o", out)

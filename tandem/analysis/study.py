@@ -68,6 +68,15 @@ def validation(runs: list[Run]) -> dict[str, dict[str, list[float]]]:
     return out
 
 
+def _legend_or_note(ax, note: str, **legend) -> None:
+    """The legend where something was drawn; otherwise ``note`` across the empty axes, so that a figure
+    of traces without full rank windows says why it is empty."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(frameon=False, **legend)
+    else:
+        ax.text(0.5, 0.5, note, ha="center", va="center", color="0.4", transform=ax.transAxes)
+
+
 def analyze(paths: list[str | Path], out: Path, tr1: int | None = None, tr2: int | None = None) -> Path:
     runs = load_runs(paths)
     out.mkdir(parents=True, exist_ok=True)
@@ -99,7 +108,7 @@ def analyze(paths: list[str | Path], out: Path, tr1: int | None = None, tr2: int
 
                 ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylim(0, 1.25 if len(values) == 1 else None)
-        ax.legend(frameon=False, loc="upper left")
+        _legend_or_note(ax, "no sample with a full rank window", loc="upper left")
         md.append(f"- min {rk}: correct {_stats(groups['correct'])}; incorrect {_stats(groups['incorrect'])}")
     fig.tight_layout()
     fig.savefig(out / "min_ranks.png")
@@ -112,9 +121,9 @@ def analyze(paths: list[str | Path], out: Path, tr1: int | None = None, tr2: int
     if any(ent.values()):
         ax.hist([ent["low rank"], ent["high rank"]], bins=20, density=True, color=["C1", "C0"], alpha=0.8,
                 label=[f"low rank (n={len(ent['low rank'])})", f"high rank (n={len(ent['high rank'])})"])
+    _legend_or_note(ax, "no step with a full rank window")
     ax.set_xlabel("first-token entropy of the step (nats)")
     ax.set_ylabel("density")
-    ax.legend(frameon=False)
     fig.tight_layout()
     fig.savefig(out / "entropy_by_rank.png")
     plt.close(fig)

@@ -94,12 +94,9 @@ class Engine:
     def mentor_ids(self, a: list[int], b: list[int]) -> list[int]:
         return mentor_ids(self.tokenizer, a, b)
 
-    def option_preference(self, judge: Session, ctx: Context, options: dict[str, list[int]], lrm_first: bool | None) -> float:
+    def option_preference(self, judge: Session, ctx: Context, options: dict[str, list[int]], lrm_first: bool) -> float:
         """``judge``'s probability that the LRM's option is the better one: the mentor question, with the
-        options shown in the order ``lrm_first`` says, asked on a fork of its cache after ``ctx``; None:
-        the mean of both orders."""
-        if lrm_first is None:
-            return sum(self.option_preference(judge, ctx, options, first) for first in (True, False)) / 2
+        options shown in the order ``lrm_first`` says, asked on a fork of its cache after ``ctx``."""
         a, b = (options["lrm"], options["srm"]) if lrm_first else (options["srm"], options["lrm"])
         logits = judge.peek(ctx, self.mentor_ids(a, b))
         pa, pb = torch.softmax(logits[self.option_ids], -1).tolist()
@@ -187,6 +184,7 @@ class _Run:
         self.steps: list[Step] = []
         self.stats: dict[str, int] = {}  # method counters (reviews, rejections, probes, divergences, ...)
         self.divergences: list[tuple[list[int], list[int], list[int]]] = []  # (context ids, SRM option, LRM option)
+        self.mentor_log: list[dict] = []  # per divergence: where, the verifier's answers, the pick (meta["mentor"])
         if self.policy.mentored and s.verifier == "mlp":
             engine.verifier(config)  # fail before any work
 
@@ -311,7 +309,9 @@ class _Run:
             ctx.truncate(base)
         self.divergences.append((list(ctx.ids), options["srm"], options["lrm"]))
         self.srm.rollback(base)
-        winner = self.policy.pick(self.p_lrm(options))
+        judged = self.judge(options)
+        winner = self.policy.pick(judged["p_lrm"])
+        self.mentor_log.append({"at": base - ctx.prompt_len, **judged, "picked": winner})
         loser = "srm" if winner == "lrm" else "lrm"
         self.session(loser).rollback(base)
         for t in options[winner]:
@@ -336,8 +336,10 @@ class _Run:
             return "boundary"
         return "budget" if self.ctx.generated >= self.config.max_tokens else "cap"
 
-    def p_lrm(self, options: dict[str, list[int]]) -> float:
-        """The verifier's probability that the LRM's option is the better one (asked on forks).
+    def judge(self, options: dict[str, list[int]]) -> dict:
+        """The verifier's probability that the LRM's option is the better one (asked on forks), as
+        ``{"p_lrm": p}``, with a judge's answer in each order it was asked (``lrm_first`` /
+        ``srm_first``; ``p_lrm`` is their mean), so that a run's records show how often the order decides.
 
         ``self``: the SRM answers the mentor question; ``lrm``: the LRM does (a costlier judge, the
         reference an MLP trained with ``--labels lrm`` imitates); ``mlp``: the trained MLP on the SRM's
@@ -347,12 +349,15 @@ class _Run:
             v = self.engine.verifier(self.config)
             layer = int(v.meta["layer"])
             feats = np.concatenate([self.srm.peek_state(ctx, options[w], layer) for w in ("srm", "lrm")])
-            return v.p_lrm(feats)
+            return {"p_lrm": v.p_lrm(feats)}
         judge = self.srm
         if verifier == "lrm":
             self.lrm.rollback(len(ctx))  # it has fed its own option; the question forks from the shared context
             judge = self.lrm
-        return self.engine.option_preference(judge, ctx, options, self.policy.option_order())
+        first = self.policy.option_order()
+        orders = (True, False) if first is None else (first,)
+        asked = {("lrm_first" if o else "srm_first"): self.engine.option_preference(judge, ctx, options, o) for o in orders}
+        return {"p_lrm": sum(asked.values()) / len(asked), **asked}
 
     def add_step(
         self, decision: Decision, signals: Signals, ids: list[int], end: str, prefix: str = "", start: int | None = None
@@ -383,6 +388,8 @@ class _Run:
             meta["steer"] = self.steer.describe()
         if self.stats:
             meta["stats"] = dict(self.stats)
+        if self.mentor_log:
+            meta["mentor"] = self.mentor_log
         warnings = self.policy.warnings(self.window.max_ranks)
         if warnings:
             meta["warnings"] = warnings

@@ -157,6 +157,9 @@ def test_mentorcollab_with_the_mlp_verifier(tiny_pair, tmp_path):
     trace = r.execute()
     assert r.stats["divergences"] > 0 and len(trace.divergences) == r.stats["divergences"]
     assert trace.usage["srm"].scoring_tokens > 0  # option features are read on forks
+    # the record: the MLP's probability and the pick; no judge question was asked, so no order
+    assert [sorted(d) for d in trace.meta["mentor"]] == [["at", "p_lrm", "picked"]] * len(trace.divergences)
+    assert all(d["picked"] == ("lrm" if d["p_lrm"] > 0.5 else "srm") for d in trace.meta["mentor"])
     assert_caches_fresh(r, tiny_pair)
     assert engine.solve(QUESTION, cfg).text == trace.text
     with pytest.raises(VerifierError, match="needs a verifier file"):
@@ -181,13 +184,10 @@ def test_mentorcollab_with_the_lrm_as_judge(tiny_pair):
     cfg = RunConfig(method="mentorcollab", max_tokens=60, seed=5,
                     settings=Settings(max_step_tokens=6, probe_rate=1.0, lookahead=3, verifier="lrm"))
     r = _Run(engine, prompt_ids(engine.tokenizer, QUESTION), cfg, QUESTION, None)
-    # record, at each divergence, which option the run showed first and the probability it got
-    orders, draw = [], r.policy.option_order
-    r.policy.option_order = lambda: orders.append(draw()) or orders[-1]
-    probs, judge = [], r.p_lrm
-    r.p_lrm = lambda options: probs.append(judge(options)) or probs[-1]
     mc = r.execute()
-    assert r.stats["divergences"] == len(orders) == len(probs) > 0
+    # the trace records, at each divergence, the order the run showed the options in and the answer it got
+    log = mc.meta["mentor"]
+    assert r.stats["divergences"] == len(log) > 0 and all(len(d) == 4 for d in log)  # at, p_lrm, one order, picked
     lrm, srm = mc.usage["lrm"], mc.usage["srm"]
     assert lrm.scoring_tokens > 0 and srm.scoring_tokens == 0  # the questions went to the LRM only
     assert_caches_fresh(r, tiny_pair)
@@ -195,13 +195,16 @@ def test_mentorcollab_with_the_lrm_as_judge(tiny_pair):
     # each probability is the LRM's answer after exactly the shared context (a fresh session asked the
     # same question agrees), and the option kept is the one it preferred
     ids, kept = r.ctx.ids, []
-    for (context, srm_opt, lrm_opt), lrm_first, p_run in zip(mc.divergences, orders, probs):
+    for (context, srm_opt, lrm_opt), d in zip(mc.divergences, log):
+        lrm_first = "lrm_first" in d
         p = engine.option_preference(tiny_pair[1].session("lrm"), Context.from_prompt(context),
                                      {"srm": srm_opt, "lrm": lrm_opt}, lrm_first)
-        assert p_run == pytest.approx(p, abs=1e-5)
+        assert d["lrm_first" if lrm_first else "srm_first"] == d["p_lrm"] == pytest.approx(p, abs=1e-5)
+        assert d["at"] == len(context) - mc.prompt_tokens
         kept.append("lrm" if ids[len(context) : len(context) + len(lrm_opt)] == lrm_opt else "srm")
-        assert kept[-1] == ("lrm" if p > 0.5 else "srm")
+        assert kept[-1] == d["picked"] == ("lrm" if p > 0.5 else "srm")
     assert set(kept) == {"srm", "lrm"}  # both outcomes occurred, so the check above could fail either way
+    assert {"lrm_first" in d for d in log} == {True, False}  # and both orders were drawn
 
 
 @pytest.mark.parametrize("verifier", ["self", "lrm"])
@@ -212,10 +215,9 @@ def test_mentorcollab_judge_asked_in_both_orders(tiny_pair, verifier):
     cfg = RunConfig(method="mentorcollab", max_tokens=60, seed=5, settings=Settings(
         max_step_tokens=6, probe_rate=1.0, lookahead=3, verifier=verifier, option_orders="both"))
     r = _Run(engine, prompt_ids(engine.tokenizer, QUESTION), cfg, QUESTION, None)
-    probs, judge = [], r.p_lrm
-    r.p_lrm = lambda options: probs.append(judge(options)) or probs[-1]
     mc = r.execute()
-    assert r.stats["divergences"] == len(probs) > 0
+    log = mc.meta["mentor"]
+    assert r.stats["divergences"] == len(log) > 0
     assert_caches_fresh(r, tiny_pair)
     judge_role = "lrm" if verifier == "lrm" else "srm"
     ids, kept, asked = r.ctx.ids, [], 0
@@ -224,9 +226,11 @@ def test_mentorcollab_judge_asked_in_both_orders(tiny_pair, verifier):
         fresh = tiny_pair[judge_role == "lrm"]  # a new session per question
         p = [engine.option_preference(fresh.session(judge_role), Context.from_prompt(context), options, first)
              for first in (True, False)]
-        assert probs[len(kept)] == pytest.approx(sum(p) / 2, abs=1e-5)
+        d = log[len(kept)]  # the record keeps both answers and their mean
+        assert [d["lrm_first"], d["srm_first"]] == pytest.approx(p, abs=1e-5)
+        assert d["p_lrm"] == pytest.approx(sum(p) / 2, abs=1e-5)
         kept.append("lrm" if ids[len(context) : len(context) + len(lrm_opt)] == lrm_opt else "srm")
-        assert kept[-1] == ("lrm" if sum(p) > 1 else "srm")
+        assert kept[-1] == d["picked"] == ("lrm" if sum(p) > 1 else "srm")
         asked += len(engine.mentor_ids(srm_opt, lrm_opt)) + len(engine.mentor_ids(lrm_opt, srm_opt))
     assert mc.usage[judge_role].scoring_tokens == asked
     assert mc.usage["srm" if judge_role == "lrm" else "lrm"].scoring_tokens == 0

@@ -1,0 +1,39 @@
+"""How often the option order alone decides a MentorCollab judge (RESULTS.md, "How often the option order
+decides"): from the records' meta.mentor of runs with option_orders=both, where every divergence holds the
+judge's probability for the LRM's option with the LRM's option shown first (lrm_first) and second
+(srm_first).
+
+    python3 results/mentorcollab-orders/orders.py results/mentorcollab-orders
+"""
+import glob
+import json
+import statistics as st
+import sys
+
+for f in sorted(glob.glob(sys.argv[1] + "/*.jsonl")):
+    judge = f.split("verifier-")[1].split("_")[0].split(".")[0]
+    recs = [r for r in map(json.loads, open(f)) if r.get("type") != "header"]
+    ds = [d for r in recs for d in r["meta"].get("mentor", []) if "lrm_first" in d and "srm_first" in d]
+    if not ds:
+        continue
+    n = len(ds)
+    first = [d["lrm_first"] for d in ds] + [1 - d["srm_first"] for d in ds]  # P(the option shown first)
+    split = [d for d in ds if (d["lrm_first"] > 0.5) != (d["srm_first"] > 0.5)]  # the order alone decides
+    first_wins = sum(d["lrm_first"] > 0.5 and d["srm_first"] <= 0.5 for d in split)
+    lrm_both = sum(d["lrm_first"] > 0.5 and d["srm_first"] > 0.5 for d in ds)
+    srm_both = sum(d["lrm_first"] <= 0.5 and d["srm_first"] <= 0.5 for d in ds)
+    picked = sum(d["picked"] == "lrm" for d in ds)
+    r = st.correlation([d["lrm_first"] for d in ds], [d["srm_first"] for d in ds]) if n > 2 else float("nan")
+    print(f"{judge}: {len(recs)} problems, {n} divergences judged in both orders")
+    print(f"  both orders prefer the LRM's option {lrm_both} ({lrm_both / n:.0%}), both the SRM's {srm_both} ({srm_both / n:.0%}),"
+          f" the orders disagree {len(split)} ({len(split) / n:.0%}): the first shown wins {first_wins}, the second {len(split) - first_wins}")
+    print(f"  mean P(option shown first) {st.fmean(first):.3f}; P(LRM's option) shown first {st.fmean(d['lrm_first'] for d in ds):.3f},"
+          f" second {st.fmean(d['srm_first'] for d in ds):.3f}; correlation of the two answers {r:.2f}")
+    # each answer = 0.5 + content (the same in both orders) + position (for the first-shown option):
+    # content = p_lrm - 0.5, position = (lrm_first - srm_first) / 2
+    content = [abs(d["p_lrm"] - 0.5) for d in ds]
+    position = [(d["lrm_first"] - d["srm_first"]) / 2 for d in ds]
+    print(f"  position effect (lrm_first - srm_first) / 2: mean {st.fmean(position):+.3f}, median {st.median(position):+.3f};"
+          f" content margin |p_lrm - 0.5|: mean {st.fmean(content):.3f}, median {st.median(content):.3f}")
+    print(f"  kept the LRM's option (mean of the orders > 0.5) {picked} ({picked / n:.0%});"
+          f" one random order would have picked otherwise at about {len(split) / 2 / n:.0%} of divergences")

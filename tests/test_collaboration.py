@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -160,6 +162,7 @@ def test_mentorcollab_with_the_mlp_verifier(tiny_pair, tmp_path):
     # the record: the MLP's probability and the pick; no judge question was asked, so no order
     assert [sorted(d) for d in trace.meta["mentor"]] == [["at", "p_lrm", "picked"]] * len(trace.divergences)
     assert all(d["picked"] == ("lrm" if d["p_lrm"] > 0.5 else "srm") for d in trace.meta["mentor"])
+    assert json.loads(json.dumps(trace.to_dict()))["meta"]["mentor"] == trace.meta["mentor"]  # as eval writes it
     assert_caches_fresh(r, tiny_pair)
     assert engine.solve(QUESTION, cfg).text == trace.text
     with pytest.raises(VerifierError, match="needs a verifier file"):
@@ -301,8 +304,6 @@ def test_labelling_saves_each_problem_and_resumes(tiny_pair, tmp_path):
 
 
 def test_cli_train_verifier_with_lrm_labels_resumes(tiny_pair_dirs, tmp_path):
-    import json
-
     srm, lrm = tiny_pair_dirs
     f = tmp_path / "train.jsonl"
     qs = [QUESTION, "What is 2 + 3?", "Wait, 3 + 3?", "What is 7 * 6?", "How many legs do 3 cats have?", "What is 10 - 4?"]

@@ -102,6 +102,11 @@ class Engine:
         pa, pb = torch.softmax(logits[self.option_ids], -1).tolist()
         return pa if lrm_first else pb
 
+    def option_preferences(self, judge: Session, ctx: Context, options: dict[str, list[int]], orders) -> dict[str, float]:
+        """``option_preference`` in each of ``orders`` (True: the LRM's option first), keyed ``lrm_first`` /
+        ``srm_first`` as the records keep them."""
+        return {("lrm_first" if o else "srm_first"): self.option_preference(judge, ctx, options, o) for o in orders}
+
     @functools.cached_property
     def word_starts(self) -> frozenset[int]:
         return frozenset(i for i, t in enumerate(self.vocab_texts) if t[:1].isspace())
@@ -356,7 +361,7 @@ class _Run:
             judge = self.lrm
         first = self.policy.option_order()
         orders = (True, False) if first is None else (first,)
-        asked = {("lrm_first" if o else "srm_first"): self.engine.option_preference(judge, ctx, options, o) for o in orders}
+        asked = self.engine.option_preferences(judge, ctx, options, orders)
         return {"p_lrm": sum(asked.values()) / len(asked), **asked}
 
     def add_step(

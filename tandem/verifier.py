@@ -245,4 +245,4 @@ class _LrmJudge:
         self.session.rollback(common)
         self.fed = list(context)
         ctx = Context.from_prompt(context)  # who wrote which token matters only to usage, not reported here
-        return [self.engine.option_preference(self.session, ctx, options, first) for first in (True, False)]
+        return list(self.engine.option_preferences(self.session, ctx, options, (True, False)).values())

@@ -473,12 +473,15 @@ def report(
     runs: list[Path] = typer.Argument(..., help="eval files or folders of them"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="folder for report.md and pareto.png (default: next to the runs)"),
     limit: Optional[int] = typer.Option(None, min=1, help="compare on the first N problems every run finished"),
+    baseline: Optional[str] = typer.Option(
+        None, help="a run's name (its file name without .jsonl): add a Table 2-style ablation of every run against it"
+    ),
 ):
     """Table 1-style Markdown report and a Pareto plot (accuracy vs latency) from eval files."""
     from tandem.analysis.report import report as make_report
 
     try:
-        folder = make_report(runs, out, limit)
+        folder = make_report(runs, out, limit, baseline)
     except USER_ERRORS as e:
         _fail(e)
     out_ = folder / "report.md"

@@ -93,6 +93,33 @@ def test_report_limit_compares_the_first_problems_only(tmp_path):
     assert r.returncode == 2 and "--limit" in r.stderr
 
 
+def test_baseline_sets_every_run_against_one_as_in_the_papers_table_2(tmp_path):
+    # GlimpRouter solves 0-9 of 20 in 4 s and 5 steps; + steering 0-11 in 3.2 s and 4 steps;
+    # + rank routing 0-9 but 3, and 15-17, in 5 s and 6 steps
+    n = 20
+    runs = {
+        "glimprouter": ([i < 10 for i in range(n)], 4.0, 5),
+        "glimprouter_steer": ([i < 12 for i in range(n)], 3.2, 4),
+        "rankguide_steer": ([(i < 10 and i != 3) or i in (15, 16, 17) for i in range(n)], 5.0, 6),
+    }
+    for name, (correct, latency, steps) in runs.items():
+        _write_run(tmp_path / f"{name}.jsonl", name.split("_")[0], correct)
+        _add_to_records(tmp_path / f"{name}.jsonl", [{"latency_s": latency, "steps": [{"signals": {"r1": None}}] * steps}] * n)
+    r = tandem("report", tmp_path, "--baseline", "glimprouter")
+    assert r.returncode == 0, r.stderr
+    md = (tmp_path / "report.md").read_text()
+    table = md[md.index("Against glimprouter on the same 20 problems"):]
+    rows = {line.split(" | ")[0].strip("| "): line for line in table.splitlines() if line.startswith("| ") and "%" in line}
+    assert rows["glimprouter (baseline)"].endswith("| 50.0% | 4.0 | 5.0 | - |")
+    assert "| 60.0% (+10.0) | 3.2 (1.25x) | 4.0 (-20.0%) | +2 / -0 (p = 0.5) |" in rows["glimprouter_steer"]
+    assert f"| 60.0% (+10.0) | 5.0 (0.80x) | 6.0 (+20.0%) | +3 / -1 (p = {format_p(mcnemar_exact(3, 1))}) |" in rows["rankguide_steer"]
+    # a name that is not a run: a clear error, and the report already there is kept
+    r = tandem("report", tmp_path, "--baseline", "glimprouter_te-1.1")
+    error = " ".join(r.stderr.split())  # rich wraps long lines
+    assert r.returncode != 0 and "'glimprouter_te-1.1' is not one of the runs: glimprouter, glimprouter_steer, rankguide_steer" in error
+    assert (tmp_path / "report.md").read_text() == md
+
+
 def test_runs_that_differ_only_in_seed_scope_get_different_settings_and_plot_labels(tmp_path):
     # two MentorCollab runs at one probe rate, one with the old fixed probe schedule: the report must tell them apart
     _write_run(tmp_path / "srm.jsonl", "srm", [True, False], seed_scope="run")

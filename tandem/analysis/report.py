@@ -5,7 +5,9 @@ run when those runs are among the inputs (else the columns show "-"). A
 second table pairs every run with the SRM-only and LRM-only runs on the same
 problems (gained / lost, exact McNemar p) and gives each accuracy its 95%
 interval: at a few hundred problems most gaps between routers are noise, and
-the report should say which are not.
+the report should say which are not. With ``baseline`` a third table sets every
+run beside one chosen run in the layout of the paper's Table 2 (its ablation:
+accuracy gained, speed-up, change in steps, against GlimpRouter).
 """
 
 from __future__ import annotations
@@ -92,10 +94,15 @@ def table(runs: list[Run]) -> tuple[str, list[dict]]:
     return "\n".join(lines) + "\n", rows
 
 
+def _grades(runs: list[Run]) -> dict[str, dict[str, bool]]:
+    """Run name -> problem id -> solved."""
+    return {r.name: {i: bool(rec["correct"]) for i, rec in r.by_id().items()} for r in runs}
+
+
 def paired_table(runs: list[Run], rows: list[dict]) -> str:
     """Each run against the SRM-only and LRM-only runs, problem by problem, in the order of ``rows``."""
     ids = common_ids(runs)
-    correct = {r.name: {i: bool(rec["correct"]) for i, rec in r.by_id().items()} for r in runs}
+    correct = _grades(runs)
     bases = [(m, _baseline(rows, m)) for m in ("srm", "lrm")]
     bases = [(m, b) for m, b in bases if b]
     lines = [
@@ -108,6 +115,34 @@ def paired_table(runs: list[Run], rows: list[dict]) -> str:
         lo, hi = wilson(sum(correct[r["name"]][i] for i in ids), len(ids))
         cells = ["-" if b is r else str(paired(correct[r["name"]], correct[b["name"]], ids)) for _, b in bases]
         lines.append(f"| {r['name']} | {r['accuracy']:.1%} ({lo:.1%}-{hi:.1%}) | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def ablation_table(runs: list[Run], rows: list[dict], baseline: str) -> str:
+    """Every run against the run named ``baseline``, as the paper's Table 2 sets each component against
+    GlimpRouter: accuracy and its change in points, latency and the speed-up (the baseline's latency over
+    the run's: above 1 is faster), steps and their change in percent, and the problems gained / lost."""
+    base = next(r for r in rows if r["name"] == baseline)
+    ids = common_ids(runs)
+    correct = _grades(runs)
+    lines = [
+        f"Against {baseline} on the same {len(ids)} problems (the paper's Table 2 layout): the change in accuracy "
+        f"(points), the speed-up ({baseline}'s mean latency over the run's; above 1x is faster), the change in "
+        "steps per problem, and the problems the run solves that the baseline does not (+) and the other way "
+        "round (-), with the exact McNemar p.\n",
+        "| run | settings | acc. | latency (s) | steps | vs baseline |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        if r is base:
+            lines.append(f"| {r['name']} (baseline) | {r['note']} | {_fmt(r['accuracy'], '.1%')} | {_fmt(r['latency_s'], '.1f')} "
+                         f"| {_fmt(r['steps'], '.1f')} | - |")
+            continue
+        acc = f"{_fmt(r['accuracy'], '.1%')} ({100 * (r['accuracy'] - base['accuracy']):+.1f})"
+        speed = base["latency_s"] / r["latency_s"] if r["latency_s"] else None
+        steps = f"{r['steps'] / base['steps'] - 1:+.1%}" if base["steps"] else "-"
+        lines.append(f"| {r['name']} | {r['note']} | {acc} | {_fmt(r['latency_s'], '.1f')} ({_fmt(speed, '.2f')}) "
+                     f"| {_fmt(r['steps'], '.1f')} ({steps}) | {paired(correct[r['name']], correct[baseline], ids)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -372,10 +407,13 @@ def _speed_note(runs: list[Run], ids: set[str]) -> str:
     return "Decode speed (generated tokens per second of decoding, prefill excluded; SRM / LRM): " + ", ".join(parts) + "."
 
 
-def report(paths: list[str | Path], out: Path | None = None, limit: int | None = None) -> Path:
+def report(paths: list[str | Path], out: Path | None = None, limit: int | None = None, baseline: str | None = None) -> Path:
     """Write report.md and pareto.png next to the runs (or into ``out``); return the folder.
-    ``limit``: compare on the first N problems every run finished only."""
+    ``limit``: compare on the first N problems every run finished only; ``baseline``: the name of a run
+    to set every other against (``ablation_table``)."""
     runs = first_problems(load_runs(paths), limit)
+    if baseline is not None and baseline not in {r.name for r in runs}:
+        raise ValueError(f"--baseline {baseline!r} is not one of the runs: {', '.join(sorted(r.name for r in runs))}")
     first = Path(paths[0])
     out = out or (first if first.is_dir() else first.parent)
     out.mkdir(parents=True, exist_ok=True)
@@ -392,6 +430,8 @@ def report(paths: list[str | Path], out: Path | None = None, limit: int | None =
             md += "\n" + note + "\n"
     if ids and (_baseline(rows, "srm") or _baseline(rows, "lrm")):
         md += "\n" + paired_table(runs, rows)
+    if ids and baseline is not None:
+        md += "\n" + ablation_table(runs, rows, baseline)
     h = runs[0].header
     title = f"{h['dataset'].get('name')} ({len(ids)} problems) · {_model(h, 'srm')} / {_model(h, 'lrm')}"
     (out / "report.md").write_text(f"# tandem report\n\n{title}\n\n{md}\n![pareto](pareto.png)\n")

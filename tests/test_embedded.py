@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 from accounting import assert_handoff_accounting
-from typer.testing import CliRunner
+from cli_in_process import tandem
 
 from tandem.config import RunConfig, Settings
 from tandem.engine import Engine
@@ -64,15 +64,13 @@ def test_rank_signal_on_a_short_window(engine):
 
 
 def test_cli_solve_json_and_models():
-    from tandem.cli import app
-
-    runner = CliRunner()
-    res = runner.invoke(app, ["solve", WORD_PROBLEM, "--method", "glimprouter", "--json", "--max-tokens", "120", "--set", "te=1.0"])
-    assert res.exit_code == 0, res.output
+    res = tandem("solve", WORD_PROBLEM, "--method", "glimprouter", "--json", "--max-tokens", "120", "--set", "te=1.0")
+    assert res.returncode == 0, res.stderr
     doc = json.loads(res.stdout)
     assert doc["answer"] == "55" and doc["method"] == "glimprouter" and doc["config"]["settings"]["te"] == 1.0
     assert {s["writer"] for s in doc["steps"]} <= {"srm", "lrm"}
-    res = runner.invoke(app, ["models", "--json"])
+    res = tandem("models", "--json")
+    assert res.returncode == 0, res.stderr
     info = json.loads(res.stdout)
     assert info["srm"]["gguf"].endswith(".gguf") and info["lrm"]["cache_ready"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from typer.testing import CliRunner
+from cli_in_process import tandem
 
 from tandem.backends.embedded import EMBEDDED, EmbeddedError, assemble
 from tandem.backends.loading import ModelLoadError, check_same_tokenizer
@@ -31,14 +31,10 @@ def test_pair_with_different_tokenizers_is_refused(tiny_tokenizer, embedded_pair
 
 
 def test_unknown_model_path_is_a_clear_cli_error(tmp_path):
-    from tandem.cli import app
-
-    res = CliRunner().invoke(app, ["solve", "1+1?", "--srm", str(tmp_path / "nope")])
-    assert res.exit_code == 2 and "cannot load SRM model" in res.output
+    res = tandem("solve", "1+1?", "--srm", tmp_path / "nope")
+    assert res.returncode == 2 and "cannot load SRM model" in res.stderr
 
 
 def test_bad_settings_exit_2():
-    from tandem.cli import app
-
-    res = CliRunner().invoke(app, ["solve", "1+1?", "--set", "window=1"])
-    assert res.exit_code == 2 and "window" in res.output
+    res = tandem("solve", "1+1?", "--set", "window=1")
+    assert res.returncode == 2 and "window" in res.stderr

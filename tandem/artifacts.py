@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from tandem.eval.datasets import upgrade_info
+
 
 def save_artifact(path: str | Path, fmt: str, payload: dict) -> None:
     path = Path(path)
@@ -106,6 +108,7 @@ def _identity(manifest: dict) -> dict:
     become lists), less the dataset's ``limit``."""
     m = json.loads(json.dumps(manifest))
     if isinstance(m.get("dataset"), dict):
+        m["dataset"] = upgrade_info(m["dataset"])
         m["dataset"].pop("limit", None)
     return m
 

@@ -35,6 +35,10 @@ WRITER_STYLE = {"srm": "cyan", "lrm": "magenta"}
 
 # options several commands share, defined once
 DATASET = typer.Option(..., "--dataset", "-d", help="gsm8k | math500 | path/to/problems.jsonl")
+QUESTION_FIELD = typer.Option("question", help="JSONL field with the problem")
+ANSWER_FIELD = typer.Option("answer", help="JSONL field with the gold answer")
+ID_FIELD = typer.Option("id", help="JSONL field with the problem id")
+TESTS_FIELD = typer.Option("tests", help="JSONL field with code tests [{input, output}]")
 LRM_BACKEND = typer.Option(None, "--lrm-backend", help="hf (default) | llamacpp (in-process GGUF); a URL --lrm implies remote")
 SHARD = typer.Option(
     None, "--shard", help="K/N: solve every N-th problem from the K-th (one of N processes), into NAME.K-of-N.jsonl; "
@@ -266,10 +270,10 @@ def eval_(
     device: str = typer.Option("auto"),
     dtype: str = typer.Option("auto"),
     workers: int = typer.Option(1, min=1, help="problems in flight at once (use 1 for latency numbers)"),
-    question_field: str = typer.Option("question", help="JSONL field with the problem"),
-    answer_field: str = typer.Option("answer", help="JSONL field with the gold answer"),
-    id_field: str = typer.Option("id", help="JSONL field with the problem id"),
-    tests_field: str = typer.Option("tests", help="JSONL field with code tests [{input, output}]"),
+    question_field: str = QUESTION_FIELD,
+    answer_field: str = ANSWER_FIELD,
+    id_field: str = ID_FIELD,
+    tests_field: str = TESTS_FIELD,
     shard: Optional[str] = SHARD,
 ):
     """Solve and grade a dataset; one JSON line per problem, resumable."""
@@ -309,6 +313,10 @@ def calibrate(
     resume: bool = typer.Option(False, "--resume", help="continue an interrupted calibration"),
     device: str = typer.Option("auto"),
     dtype: str = typer.Option("auto"),
+    question_field: str = QUESTION_FIELD,
+    answer_field: str = ANSWER_FIELD,
+    id_field: str = ID_FIELD,
+    tests_field: str = TESTS_FIELD,
 ):
     """Run the SRM on calibration problems and build the SEAL and rank-filtered steering vectors."""
     from tandem.config import build_config
@@ -323,7 +331,8 @@ def calibrate(
 
         cfg = build_config(None, set_, method="srm", max_tokens=max_tokens, srm=srm)
         labeler = StepLabeler.from_file(labels) if labels else StepLabeler()
-        problems = datasets.load(dataset, split, limit)
+        fields = _fields(question_field, answer_field, id_field, tests_field)
+        problems = datasets.load(dataset, split, limit, fields)
         _quiet_transformers()
         with err.status("loading the SRM"):
             s = load_model(cfg.srm, "srm", device, dtype)
@@ -339,7 +348,7 @@ def calibrate(
 
         with _progress() as bar:
             task = bar.add_task("calibrating", total=len(problems), stats="")
-            vectors = run_calibration(engine, problems, out, cfg, layer, labeler, resume, dataset_info(dataset, split) | {"limit": limit}, seen)
+            vectors = run_calibration(engine, problems, out, cfg, layer, labeler, resume, dataset_info(dataset, split, fields) | {"limit": limit}, seen)
     except USER_ERRORS as e:
         _fail(e)
     m = vectors.meta
@@ -370,6 +379,10 @@ def train_verifier(
     resume: bool = typer.Option(False, "--resume", help="continue an interrupted labelling run (its labels live in OUT.parts/)"),
     device: str = typer.Option("auto"),
     dtype: str = typer.Option("auto"),
+    question_field: str = QUESTION_FIELD,
+    answer_field: str = ANSWER_FIELD,
+    id_field: str = ID_FIELD,
+    tests_field: str = TESTS_FIELD,
 ):
     """Label MentorCollab divergences (by rollouts or by the LRM's preference), then train the MLP verifier."""
     from tandem.config import build_config
@@ -385,10 +398,11 @@ def train_verifier(
         cfg = build_config(None, set_, method="mentorcollab", seed=seed, max_tokens=max_tokens, srm=srm, lrm=lrm,
                            lrm_backend=lrm_backend)
         cfg.settings.verifier = "self"
-        problems = datasets.load(dataset, split, limit)
+        fields = _fields(question_field, answer_field, id_field, tests_field)
+        problems = datasets.load(dataset, split, limit, fields)
         engine, _ = _load_engine(cfg, device, dtype)
         layer = engine.srm.resolve_layer(layer)
-        info = dataset_info(dataset, split) | {"limit": limit}  # a resumed run may label more problems (Parts)
+        info = dataset_info(dataset, split, fields) | {"limit": limit}  # a resumed run may label more problems (Parts)
         tally = {"seen": 0, "labelled": 0, "lrm": 0}
 
         def done(n, y):
@@ -432,10 +446,21 @@ def sweep(
         "stopped at any time leaves all points on the same problems (0: one point after another)",
     ),
     shard: Optional[str] = SHARD,
+    set_: list[str] = typer.Option([], "--set", help="NAME=VALUE, repeatable: replaces the file's [settings] value for every point"),
+    seed: Optional[int] = typer.Option(None, help="replaces the file's seed"),
+    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", help="replaces the file's max_tokens"),
+    srm: Optional[str] = typer.Option(None, help="replaces the file's SRM"),
+    lrm: Optional[str] = typer.Option(None, help="replaces the file's LRM (a model or a server URL)"),
+    lrm_backend: Optional[str] = LRM_BACKEND,
+    steer: Optional[Path] = typer.Option(None, "--steer", help="replaces the file's steering vector file"),
+    verifier: Optional[Path] = typer.Option(None, "--verifier", help="replaces the file's MLP verifier file"),
+    question_field: str = QUESTION_FIELD,
+    answer_field: str = ANSWER_FIELD,
+    id_field: str = ID_FIELD,
+    tests_field: str = TESTS_FIELD,
 ):
     """Run every point of a methods x thresholds grid; resumable as a whole."""
-    import shutil
-
+    from tandem.config import parse_assignments
     from tandem.eval import datasets, shards
     from tandem.eval.runner import dataset_info
     from tandem.eval.sweep import expand
@@ -443,14 +468,21 @@ def sweep(
 
     failed = 0
     try:
-        points = expand(config)
+        run = dict(seed=seed, max_tokens=max_tokens, srm=srm, lrm=lrm, lrm_backend=lrm_backend, steer=_steer(steer),
+                   verifier_file=str(verifier) if verifier else None)
+        run = {k: v for k, v in run.items() if v is not None}
+        overrides = parse_assignments(set_)
+        points = expand(config, run, overrides)
         for _, cfg in points:
             get_policy(cfg.method)
         part = shards.parse(shard)
-        problems = shards.select(datasets.load(dataset, split, limit), part)
+        fields = _fields(question_field, answer_field, id_field, tests_field)
+        problems = shards.select(datasets.load(dataset, split, limit, fields), part)
         out.mkdir(parents=True, exist_ok=True)
-        if config.resolve() != (out / "sweep.toml").resolve():
-            shutil.copyfile(config, out / "sweep.toml")
+        if config.resolve() != (out / "sweep.toml").resolve():  # a copy, which says what the command line changed
+            said = ", ".join(f"{k} = {v!r}" for k, v in (run | overrides).items())
+            note = f"# run with these values from the command line: {said}\n" if said else ""
+            (out / "sweep.toml").write_text(note + config.read_text(encoding="utf-8"), encoding="utf-8")
         engine, _ = _load_engine(points[0][1], device, dtype)
         step = chunk or len(problems) or 1
         ends = list(range(step, len(problems), step)) + [len(problems)]
@@ -459,7 +491,7 @@ def sweep(
             for i, (name, cfg) in enumerate(points, 1):
                 # an eval file resumes, so the prefix up to `end` solves only this round's new problems
                 errors = _eval_one(engine, problems[:end], cfg, shards.path(out / f"{name}.jsonl", part),
-                                   dataset_info(dataset, split) | shards.info(part), workers, f"{rnd}[{i}/{len(points)}] {name}")
+                                   dataset_info(dataset, split, fields) | shards.info(part), workers, f"{rnd}[{i}/{len(points)}] {name}")
                 failed += len(errors) if r == len(ends) else 0
     except USER_ERRORS as e:
         _fail(e)

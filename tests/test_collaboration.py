@@ -307,9 +307,9 @@ def test_cli_train_verifier_with_lrm_labels_resumes(tiny_pair_dirs, tmp_path):
     srm, lrm = tiny_pair_dirs
     f = tmp_path / "train.jsonl"
     qs = [QUESTION, "What is 2 + 3?", "Wait, 3 + 3?", "What is 7 * 6?", "How many legs do 3 cats have?", "What is 10 - 4?"]
-    f.write_text("".join(json.dumps({"id": f"t{i}", "question": q, "answer": "1"}) + "\n" for i, q in enumerate(qs)))
+    f.write_text("".join(json.dumps({"id": f"t{i}", "problem": q, "answer": "1"}) + "\n" for i, q in enumerate(qs)))
     out = tmp_path / "v.pt"
-    common = ["-d", f, "--srm", srm, "--lrm", lrm, "--labels", "lrm", "--seed", "5", "--max-tokens", "16",
+    common = ["-d", f, "--question-field", "problem", "--srm", srm, "--lrm", lrm, "--labels", "lrm", "--seed", "5", "--max-tokens", "16",
               "--set", "probe_rate=1.0", "--set", "lookahead=2", "--set", "max_step_tokens=6", "-o", out]
 
     def cli(*args):

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from dataclasses import asdict
 
 import pytest
 from cli_in_process import tandem
@@ -341,6 +342,52 @@ def test_sweep_chunk_round_robin_keeps_points_on_the_same_problems(tiny_pair_dir
     for name in ("srm", "lrm"):
         ids = [json.loads(x)["id"] for x in (out / f"{name}.jsonl").read_text().splitlines()[1:]]
         assert ids == ["q0", "q1"]
+
+
+def test_sweep_command_line_points_one_grid_file_at_another_pair_and_dataset(tiny_pair_dirs, tmp_path):
+    """A grid file without a model pair (as sweeps/paper-grid.toml) runs on the pair, token budget and
+    settings given on the command line, over a JSONL with its own field names; the eval files' headers
+    and the folder's copy of the grid say so. Overriding a key a [[grid]] table sets is an error."""
+    srm, lrm = tiny_pair_dirs
+    data = tmp_path / "aime.jsonl"
+    data.write_text("".join(json.dumps({"pid": f"a{i}", "problem": q, "sol": str(i)}) + "\n" for i, q in enumerate(QUESTIONS)))
+    grid = tmp_path / "grid.toml"
+    grid.write_text('max_tokens = 512\n[settings]\nwindow = 10\n[[grid]]\nmethod = "glimprouter"\nte = [0.5, 3.0]\n')
+    out = tmp_path / "grid"
+    args = ["sweep", "-d", data, "--question-field", "problem", "--answer-field", "sol", "--id-field", "pid", "--limit", 2,
+            "--config", grid, "-o", out, "--srm", srm, "--lrm", lrm, "--max-tokens", 8, "--set", "window=2"]
+    res = _cli(*args, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    for name in ("glimprouter_te-0.5", "glimprouter_te-3.0"):
+        header, *records = [json.loads(x) for x in (out / f"{name}.jsonl").read_text().splitlines()]
+        assert (header["config"]["srm"], header["config"]["lrm"], header["config"]["max_tokens"]) == (str(srm), str(lrm), 8)
+        assert header["config"]["settings"]["window"] == 2 and header["dataset"]["fields"]["question"] == "problem"
+        assert [r["id"] for r in records] == ["a0", "a1"] and all(r["gold"] == r["id"][1:] for r in records)
+    copy = (out / "sweep.toml").read_text()
+    assert copy.startswith("# run with these values from the command line:") and "max_tokens = 8" in copy and "window = '2'" in copy
+    assert copy.endswith(grid.read_text())
+
+    res = _cli(*args, cwd=tmp_path)  # the same command resumes: nothing to do
+    assert res.returncode == 0 and "2/2 done" in res.stderr
+    before = {p.name: p.read_bytes() for p in out.glob("*.jsonl")}
+    for bad, says in ((["--set", "te=1.0"], "grid #1 sets te itself"),
+                      (["--set", "windw=2"], "with the command line's values: unknown setting 'windw'"),
+                      (["--max-tokens", 0], "max_tokens"),
+                      (["--steer", tmp_path / "none.pt"], "steering vector file not found")):
+        res = _cli(*args, *bad, cwd=tmp_path)
+        assert res.returncode == 2 and says in " ".join(res.stderr.split()), res.stderr
+    assert before == {p.name: p.read_bytes() for p in out.glob("*.jsonl")}
+
+
+def test_a_sweep_file_from_before_field_options_resumes():
+    """Sweeps over a JSONL wrote ``fields: null`` before ``tandem sweep`` took field options; those are the defaults."""
+    from tandem.eval.runner import differences
+
+    cfg = _cfg(method="srm").model_dump()
+    old = {"config": cfg, "dataset": {"name": "p.jsonl", "split": "test", "path": "/x/p.jsonl", "fields": None}}
+    new = {"config": cfg, "dataset": dict(old["dataset"], fields=asdict(Fields()))}
+    assert differences(old, new) == []
+    assert differences(old, {"config": cfg, "dataset": dict(new["dataset"], fields=asdict(Fields(question="problem")))}) == ["dataset"]
 
 
 def test_sweep_in_two_shard_processes_reads_back_as_one_run(tiny_pair_dirs, problems_file, tmp_path):

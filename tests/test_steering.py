@@ -181,20 +181,31 @@ def test_calibration_in_another_dtype_is_not_resumed(tiny_pair, tiny_srm_bf16, t
 def test_cli_calibrate_then_solve_with_vector(tiny_pair_dirs, tmp_path):
     srm, lrm = tiny_pair_dirs
     f = tmp_path / "cal.jsonl"
-    f.write_text('{"id": "a", "question": "What is 2+2?", "answer": "4"}\n{"id": "b", "question": "Wait, 3+3?", "answer": "6"}\n')
+    f.write_text('{"pid": "a", "problem": "What is 2+2?", "sol": "4"}\n{"pid": "b", "problem": "Wait, 3+3?", "sol": "6"}\n')
+    fields = ["--question-field", "problem", "--answer-field", "sol", "--id-field", "pid"]
     common = ["--set", "delimiter= ", "--set", "max_step_tokens=8", "--max-tokens", "30"]
 
     cli = tandem
 
     out = tmp_path / "v.pt"
-    res = cli("calibrate", "-d", f, "--srm", srm, *common, "-o", out)
+    res = cli("calibrate", "-d", f, *fields, "--srm", srm, *common, "-o", out)
     # random models write no reflection steps: no vector, a clear report and exit 1, but the work is kept
     assert res.returncode == 1 and "missing (one side has no steps)" in res.stdout + res.stderr, res.stderr
     assert sorted(p.name for p in (tmp_path / "v.pt.parts").glob("*.npz")) == ["a.npz", "b.npz"]
-    res = cli("calibrate", "-d", f, "--srm", srm, *common, "-o", out)
+    res = cli("calibrate", "-d", f, *fields, "--srm", srm, *common, "-o", out)
     assert res.returncode == 2 and "--resume" in res.stderr
-    res = cli("calibrate", "-d", f, "--srm", srm, *common, "-o", out, "--resume")
+    res = cli("calibrate", "-d", f, *fields, "--srm", srm, *common, "-o", out, "--resume")
     assert res.returncode == 1 and "2 samples" in res.stderr
+    # a folder started before calibrate took field options (``fields: null``: the default names) resumes
+    # with those names, and not with others
+    mf = tmp_path / "v.pt.parts" / "manifest.json"
+    manifest = json.loads(mf.read_text())
+    f.write_text(f.read_text().replace('"pid"', '"id"').replace('"problem"', '"question"').replace('"sol"', '"answer"'))
+    mf.write_text(json.dumps(dict(manifest, dataset=dict(manifest["dataset"], fields=None))))
+    res = cli("calibrate", "-d", f, "--srm", srm, *common, "-o", out, "--resume")
+    assert res.returncode == 1 and "2 samples" in res.stderr, res.stderr
+    res = cli("calibrate", "-d", f, "--id-field", "answer", "--srm", srm, *common, "-o", out, "--resume")
+    assert res.returncode == 2 and "other settings (dataset)" in res.stderr, res.stderr
 
     # a vector made for this SRM steers `solve`; usage reports equal boundary and steered counts
     vec = vector_file(tmp_path / "good.pt", _load(srm))

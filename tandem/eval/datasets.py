@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 PACKAGED = {
@@ -39,6 +39,14 @@ class Fields:
     answer: str = "answer"
     id: str = "id"
     tests: str = "tests"  # present -> a code problem graded by running the tests
+
+
+def upgrade_info(info: dict | None) -> dict | None:
+    """A run's dataset record as written before every command took field options: ``fields: null``
+    (a JSONL read with the default names) reads as those names, so such runs still resume."""
+    if isinstance(info, dict) and "fields" in info and info["fields"] is None:
+        return dict(info, fields=asdict(Fields()))
+    return info
 
 
 def _package_data() -> Path:

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from tandem.config import RunConfig
-from tandem.eval.datasets import Problem
+from tandem.eval.datasets import Fields, Problem, upgrade_info
 from tandem.eval.grading import grade
 from tandem.hardware import OtherProcessorWarning, cpu_times, host, processor, steal_share
 from tandem.prompt import CODE_INSTRUCTION, INSTRUCTION
@@ -164,7 +164,8 @@ class ResultsFile:
 def differences(old: dict, new: dict) -> list[str]:
     """The IDENTITY keys in which a file's header ``old`` (written by this or an older tandem) and a
     new run's header ``new`` differ; the file resumes only when there are none."""
-    old = dict(old, config=upgrade_config(old.get("config")), models=_upgrade_models(old.get("models"), new.get("models")))
+    old = dict(old, config=upgrade_config(old.get("config")), models=_upgrade_models(old.get("models"), new.get("models")),
+               dataset=upgrade_info(old.get("dataset")))
     return [k for k in IDENTITY if canonical(old.get(k)) != canonical(new.get(k))]
 
 
@@ -313,6 +314,6 @@ def dataset_info(name: str, split: str, fields=None) -> dict:
     info = {"name": name, "split": split}
     if Path(name).suffix == ".jsonl":
         info["path"] = str(Path(name).resolve())
-        info["fields"] = asdict(fields) if fields is not None else None
+        info["fields"] = asdict(fields if fields is not None else Fields())
     return info
 

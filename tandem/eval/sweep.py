@@ -13,6 +13,11 @@ Each point is named after its method and its grid keys (``rankguide_te-0.7_tr1-5
 and written to ``OUT/<name>.jsonl``; re-running the sweep resumes every point.
 ``tandem sweep --chunk N`` visits the points round-robin, N problems at a time,
 by resuming each eval file on a growing prefix of the problems.
+
+Command-line overrides (``--srm``, ``--lrm``, ``--max-tokens``, ``--set window=4``, ...) replace the file's
+top-level keys and ``[settings]`` for every point, so one grid file (the paper's) runs on any model pair.
+A key that a ``[[grid]]`` table itself sets is the point's own: overriding it is an error, not a silent
+change of the grid.
 """
 
 from __future__ import annotations
@@ -25,7 +30,8 @@ from tandem.config import ConfigError, RunConfig, load_config_file, make_config
 RUN_KEYS = ("method", "seed", "max_tokens", "srm", "lrm", "lrm_backend", "steer", "verifier_file")
 
 
-def expand(path: str | Path) -> list[tuple[str, RunConfig]]:
+def expand(path: str | Path, run_overrides: dict | None = None, setting_overrides: dict | None = None) -> list[tuple[str, RunConfig]]:
+    """The grid's points, named. The overrides (run keys, settings) replace the file's shared values."""
     data = load_config_file(path)
     grids = data.pop("grid", None)
     if not grids or not isinstance(grids, list):
@@ -34,10 +40,25 @@ def expand(path: str | Path) -> list[tuple[str, RunConfig]]:
     unknown = set(data) - set(RUN_KEYS)
     if unknown:
         raise ConfigError(f"{path}: unknown top-level key(s) {', '.join(sorted(unknown))}; known: {', '.join(RUN_KEYS)}, settings, grid")
+    run_overrides, setting_overrides = dict(run_overrides or {}), dict(setting_overrides or {})
+    unknown = set(run_overrides) - set(RUN_KEYS)
+    if unknown:
+        raise ConfigError(f"not a run key: {', '.join(sorted(unknown))}")
+    data.update(run_overrides)
+    shared_settings.update(setting_overrides)
+    if run_overrides or setting_overrides:  # a bad override is named as such, before any point
+        try:
+            make_config(data, shared_settings)
+        except ConfigError as e:
+            raise ConfigError(f"{path} with the command line's values: {e}") from None
     points: list[tuple[str, RunConfig]] = []
     for i, grid in enumerate(grids, 1):
         if "method" not in grid:
             raise ConfigError(f"{path}: grid #{i} has no method")
+        clash = sorted(set(grid) & (set(run_overrides) | set(setting_overrides)))
+        if clash:
+            raise ConfigError(f"{path}: grid #{i} sets {', '.join(clash)} itself; "
+                              "the command line overrides only the file's shared keys and [settings]")
         keys = sorted(grid)
         values = [v if isinstance(v, list) else [v] for v in (grid[k] for k in keys)]
         if any(len(v) == 0 for v in values):

@@ -265,6 +265,8 @@ def test_cli_eval_sweep_report_analyze(tiny_pair_dirs, problems_file, tmp_path):
     table = (out / "report.md").read_text()
     assert "| lrm | lrm | - | 0.0% |" in table and "| te=0.5 |" in table and "1.00x" in table and "rankguide_te-0.5" in table
     assert (out / "pareto.png").stat().st_size > 10_000
+    pdf = (out / "pareto.pdf").read_bytes()  # the same figure for a paper: vector, TrueType fonts, no date
+    assert pdf.startswith(b"%PDF") and b"/FontFile2" in pdf and b"/Type3" not in pdf and b"CreationDate" not in pdf
     title = table.splitlines()[2]
     assert "(float32)" in title and "cpu" not in title  # CPU runs: the dtype alone
 
@@ -285,6 +287,7 @@ def test_cli_eval_sweep_report_analyze(tiny_pair_dirs, problems_file, tmp_path):
     assert res.returncode == 0, res.stderr
     for png in ("min_ranks.png", "entropy_by_rank.png", "validation_ratio.png"):
         assert (tmp_path / "fig" / png).stat().st_size > 5_000
+        assert (tmp_path / "fig" / png).with_suffix(".pdf").read_bytes().startswith(b"%PDF")
     assert "Samples with at least one full window" in (tmp_path / "fig" / "summary.md").read_text()
 
     # eval on its own, then a resume with other settings: exit 2, file untouched

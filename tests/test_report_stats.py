@@ -105,14 +105,25 @@ def test_baseline_sets_every_run_against_one_as_in_the_papers_table_2(tmp_path):
     for name, (correct, latency, steps) in runs.items():
         _write_run(tmp_path / f"{name}.jsonl", name.split("_")[0], correct)
         _add_to_records(tmp_path / f"{name}.jsonl", [{"latency_s": latency, "steps": [{"signals": {"r1": None}}] * steps}] * n)
+        if name.endswith("_steer"):  # as `tandem eval --steer` writes it: the vector's kind, alpha and counts
+            header, rest = (tmp_path / f"{name}.jsonl").read_text().split("\n", 1)
+            steer = {"kind": "rankguide", "alpha": 1.0, "file": "v.pt", "counts": {"samples": 72, "execution_steps": 336}}
+            (tmp_path / f"{name}.jsonl").write_text(json.dumps(json.loads(header) | {"steer": steer}) + "\n" + rest)
     r = tandem("report", tmp_path, "--baseline", "glimprouter")
     assert r.returncode == 0, r.stderr
     md = (tmp_path / "report.md").read_text()
     table = md[md.index("Against glimprouter on the same 20 problems"):]
     rows = {line.split(" | ")[0].strip("| "): line for line in table.splitlines() if line.startswith("| ") and "%" in line}
     assert rows["glimprouter (baseline)"].endswith("| 50.0% | 4.0 | 5.0 | - |")
-    assert "| 60.0% (+10.0) | 3.2 (1.25x) | 4.0 (-20.0%) | +2 / -0 (p = 0.5) |" in rows["glimprouter_steer"]
+    assert "| steer=rankguide alpha=1.0 (72 samples) | 60.0% (+10.0) | 3.2 (1.25x) | 4.0 (-20.0%) | +2 / -0 (p = 0.5) |" in rows["glimprouter_steer"]
     assert f"| 60.0% (+10.0) | 5.0 (0.80x) | 6.0 (+20.0%) | +3 / -1 (p = {format_p(mcnemar_exact(3, 1))}) |" in rows["rankguide_steer"]
+    # report.tex: the same tables as LaTeX floats, cells escaped, each captioned with the text above it
+    tex = (tmp_path / "report.tex").read_text()
+    n_tables = sum(line.startswith("|---") for line in md.splitlines())
+    assert n_tables >= 2 and tex.count("\\begin{table}") == tex.count("\\toprule") == n_tables
+    lines = [" ".join(x.split()) for x in tex.splitlines()]
+    assert "glimprouter\\_steer & steer=rankguide alpha=1.0 (72 samples) & 60.0\\% (+10.0) & 3.2 (1.25x) & 4.0 (-20.0\\%) & +2 / -0 (p = 0.5) \\\\" in lines
+    assert "\\caption{Against glimprouter on the same 20 problems (the paper's Table 2 layout)" in tex
     # a name that is not a run: a clear error, and the report already there is kept
     r = tandem("report", tmp_path, "--baseline", "glimprouter_te-1.1")
     error = " ".join(r.stderr.split())  # rich wraps long lines
@@ -237,3 +248,16 @@ def test_lrm_share_counts_every_generated_token_and_tokens_the_final_text(tmp_pa
     row = next(line for line in md.splitlines() if line.startswith("| sr |"))
     assert row.endswith("| 30 | 0.000 | 20.0% |")
     assert "LRM share: the LRM's part of all the tokens both models generated, drafts that were thrown away" in md
+
+
+def test_markdown_tables_read_back_for_latex():
+    from tandem.analysis.latex import escape, markdown_tables, to_latex
+
+    md = ("Intro.\n\n| not | a table |\n\nThe first one, 50% of_all.\n\n| a | b |\n|---|:---:|\n| **x_1** | 10% |\n| y | $2 |\n\n"
+          "Second & last:\n\n| c |\n|---|\n| z |\n")
+    tables = markdown_tables(md)
+    assert tables == [("The first one, 50% of_all.", ["a", "b"], [["x_1", "10%"], ["y", "$2"]]), ("Second & last:", ["c"], [["z"]])]
+    assert escape("50% of_all & {x} #1 $2 ~ ^ \\") == r"50\% of\_all \& \{x\} \#1 \$2 \textasciitilde{} \textasciicircum{} \textbackslash{}"
+    tex = to_latex(md, "title_1")
+    assert "\\caption{title\\_1}" in tex and "\\caption{Second \\& last:}" in tex
+    assert "x\\_1" in tex and "10\\%" in tex and "\\$2" in tex and "**" not in tex

@@ -16,7 +16,8 @@ import statistics
 import textwrap
 from pathlib import Path
 
-from tandem.analysis.runs import Run, common_ids, first_problems, load_runs, pyplot, summarize
+from tandem.analysis.latex import to_latex
+from tandem.analysis.runs import Run, common_ids, first_problems, load_runs, pyplot, save_figure, summarize
 from tandem.analysis.stats import paired, wilson
 from tandem.hardware import processor
 
@@ -51,9 +52,10 @@ def settings_note(run: Run, base: dict, seeds_differ: bool = False) -> str:
     if seeds_differ and "seed_scope" in relevant:
         diff["seed"] = run.header["config"].get("seed")  # two such rows may differ only in where the draws start
     note = " ".join(f"{k}={v}" for k, v in sorted(diff.items()))
-    if run.steered:
+    if run.steered:  # with the calibration samples the vector was made from (the paper's Table 3 column)
         s = run.header["steer"]
-        note = f"steer={s.get('kind')} alpha={s.get('alpha')} " + note
+        samples = (s.get("counts") or {}).get("samples")
+        note = f"steer={s.get('kind')} alpha={s.get('alpha')}{f' ({samples} samples)' if samples is not None else ''} " + note
     return note.strip() or "-"
 
 
@@ -298,8 +300,7 @@ def pareto_plot(rows: list[dict], path: Path, title: str = "") -> None:
             a.remove()
         _key_below(fig, ax, labels)
         _place_labels(fig, ax, [(str(n), xy, color) for n, (_, xy, color) in enumerate(labels, 1)], points)
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def _key_below(fig, ax, labels: list[tuple[str, tuple[float, float], str]]) -> None:
@@ -408,7 +409,8 @@ def _speed_note(runs: list[Run], ids: set[str]) -> str:
 
 
 def report(paths: list[str | Path], out: Path | None = None, limit: int | None = None, baseline: str | None = None) -> Path:
-    """Write report.md and pareto.png next to the runs (or into ``out``); return the folder.
+    """Write report.md (its tables also as LaTeX, report.tex) and pareto.png (and .pdf) next to the runs
+    (or into ``out``); return the folder.
     ``limit``: compare on the first N problems every run finished only; ``baseline``: the name of a run
     to set every other against (``ablation_table``)."""
     runs = first_problems(load_runs(paths), limit)
@@ -435,5 +437,6 @@ def report(paths: list[str | Path], out: Path | None = None, limit: int | None =
     h = runs[0].header
     title = f"{h['dataset'].get('name')} ({len(ids)} problems) · {_model(h, 'srm')} / {_model(h, 'lrm')}"
     (out / "report.md").write_text(f"# tandem report\n\n{title}\n\n{md}\n![pareto](pareto.png)\n")
+    (out / "report.tex").write_text(to_latex(md, title))
     pareto_plot(rows, out / "pareto.png", title)
     return out

@@ -52,6 +52,18 @@ def pyplot():
     return plt
 
 
+def save_figure(fig, path: Path) -> None:
+    """Write ``path`` (a PNG, for Markdown and the browser) and the same figure as a PDF beside it (vector
+    graphics for a paper: TrueType fonts embedded, as publishers ask, and no creation date, so the
+    same runs give the same bytes), then close the figure."""
+    import matplotlib
+
+    fig.savefig(path)
+    with matplotlib.rc_context({"pdf.fonttype": 42}):
+        fig.savefig(Path(path).with_suffix(".pdf"), metadata={"CreationDate": None})
+    pyplot().close(fig)
+
+
 def load_runs(paths: list[str | Path]) -> list[Run]:
     """Eval files, or folders of them (``*.jsonl``, sorted)."""
     files: list[Path] = []

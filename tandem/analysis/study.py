@@ -16,7 +16,7 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-from tandem.analysis.runs import Run, load_runs, pyplot
+from tandem.analysis.runs import Run, load_runs, pyplot, save_figure
 from tandem.policies.rankguide import rank_is_low
 
 
@@ -111,8 +111,7 @@ def analyze(paths: list[str | Path], out: Path, tr1: int | None = None, tr2: int
         _legend_or_note(ax, "no sample with a full rank window", loc="upper left")
         md.append(f"- min {rk}: correct {_stats(groups['correct'])}; incorrect {_stats(groups['incorrect'])}")
     fig.tight_layout()
-    fig.savefig(out / "min_ranks.png")
-    plt.close(fig)
+    save_figure(fig, out / "min_ranks.png")
 
     ent = entropy_by_rank(ranked, tr1, tr2)
     md.append("\n## 2. Step entropy, low-rank vs high-rank windows\n")
@@ -125,8 +124,7 @@ def analyze(paths: list[str | Path], out: Path, tr1: int | None = None, tr2: int
     ax.set_xlabel("first-token entropy of the step (nats)")
     ax.set_ylabel("density")
     fig.tight_layout()
-    fig.savefig(out / "entropy_by_rank.png")
-    plt.close(fig)
+    save_figure(fig, out / "entropy_by_rank.png")
 
     val = validation(runs)
     md.append("\n## 3. Validation step ratio\n\n| run | all | correct | incorrect |\n|---|---|---|---|")
@@ -145,8 +143,7 @@ def analyze(paths: list[str | Path], out: Path, tr1: int | None = None, tr2: int
     ax.set_ylabel("mean validation step ratio")
     ax.legend(frameon=False, loc="upper left")
     fig.tight_layout()
-    fig.savefig(out / "validation_ratio.png")
-    plt.close(fig)
+    save_figure(fig, out / "validation_ratio.png")
 
     md.append("\n![min ranks](min_ranks.png)\n![entropy](entropy_by_rank.png)\n![validation](validation_ratio.png)\n")
     (out / "summary.md").write_text("\n".join(md))

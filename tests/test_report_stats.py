@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 
 import pytest
 from cli_in_process import tandem
@@ -261,3 +263,17 @@ def test_markdown_tables_read_back_for_latex():
     tex = to_latex(md, "title_1")
     assert "\\caption{title\\_1}" in tex and "\\caption{Second \\& last:}" in tex
     assert "x\\_1" in tex and "10\\%" in tex and "\\$2" in tex and "**" not in tex
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed (Debian: texlive-latex-recommended)")
+def test_report_tex_compiles(tmp_path):
+    """report.tex, with the characters run names and captions carry, goes through pdflatex."""
+    _write_run(tmp_path / "srm.jsonl", "srm", [True, False, False])
+    _write_run(tmp_path / "rankguide_te-0.9_x#1.jsonl", "rankguide", [True, True, False], te=0.9)
+    report([tmp_path], baseline="srm")
+    (tmp_path / "doc.tex").write_text("\\documentclass{article}\\usepackage[T1]{fontenc}\\usepackage{booktabs}\n"
+                                      "\\begin{document}\\input{report.tex}\\end{document}\n")
+    r = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout[-2000:]
+    assert (tmp_path / "doc.pdf").read_bytes().startswith(b"%PDF")

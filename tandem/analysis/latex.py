@@ -49,7 +49,8 @@ def _cells(line: str) -> list[str]:
 
 def to_latex(md: str, title: str) -> str:
     """Every table of the report ``md`` as a LaTeX ``table`` float."""
-    out = [f"% tandem report: {title}", "% needs \\usepackage{booktabs}", ""]
+    out = [f"% tandem report: {title}", "% needs \\usepackage{booktabs}; a table wider than the column (long run names) fits",
+           "% it with \\resizebox{\\linewidth}{!}{...} around its tabular (\\usepackage{graphicx})", ""]
     for n, (above, header, rows) in enumerate(markdown_tables(md)):
         caption = title if n == 0 else above
         body = tabulate(rows, headers=header, tablefmt="latex_booktabs", disable_numparse=True)

@@ -478,6 +478,7 @@ def sweep(
         part = shards.parse(shard)
         fields = _fields(question_field, answer_field, id_field, tests_field)
         problems = shards.select(datasets.load(dataset, split, limit, fields), part)
+        info = dataset_info(dataset, split, fields) | shards.info(part)  # the same for every point and round
         out.mkdir(parents=True, exist_ok=True)
         if config.resolve() != (out / "sweep.toml").resolve():  # a copy, which says what the command line changed
             said = ", ".join(f"{k} = {v!r}" for k, v in (run | overrides).items())
@@ -490,8 +491,8 @@ def sweep(
             rnd = f"[{end}/{len(problems)}] " if len(ends) > 1 else ""
             for i, (name, cfg) in enumerate(points, 1):
                 # an eval file resumes, so the prefix up to `end` solves only this round's new problems
-                errors = _eval_one(engine, problems[:end], cfg, shards.path(out / f"{name}.jsonl", part),
-                                   dataset_info(dataset, split, fields) | shards.info(part), workers, f"{rnd}[{i}/{len(points)}] {name}")
+                errors = _eval_one(engine, problems[:end], cfg, shards.path(out / f"{name}.jsonl", part), info, workers,
+                                   f"{rnd}[{i}/{len(points)}] {name}")
                 failed += len(errors) if r == len(ends) else 0
     except USER_ERRORS as e:
         _fail(e)

@@ -225,6 +225,12 @@ class _Tally:
         self.latency += rec["latency_s"]
         return f"acc {self.correct / self.n:.1%} · {self.latency / self.n:.1f} s/problem"
 
+    def add_all(self, recs: list[dict]) -> str:
+        """The records a resumed file already held, in one step (one log line, not one per record)."""
+        for rec in recs:
+            self.add(rec)
+        return f"acc {self.correct / self.n:.1%} · {self.latency / self.n:.1f} s/problem · {len(recs)} from the file"
+
 
 def _eval_one(engine, problems, cfg, out: Path, dataset: dict, workers: int, label: str):
     from tandem.eval.runner import ResultsFile, make_header, run_eval
@@ -236,6 +242,7 @@ def _eval_one(engine, problems, cfg, out: Path, dataset: dict, workers: int, lab
         records, errors = run_eval(
             engine, problems, cfg, ResultsFile(out), header, workers,
             on_result=lambda r: bar.update(task, advance=1, stats=tally.add(r)),
+            on_resumed=lambda recs: bar.update(task, advance=len(recs), stats=tally.add_all(recs)),
         )
     n = len(records)
     acc = sum(r["correct"] for r in records) / n if n else 0.0

@@ -57,8 +57,11 @@ def test_eval_writes_header_and_records_and_resumes(tiny_pair, problems_file, tm
     with open(out, "a") as f:
         f.write('{"type": "result", "id": "q2", "quest')
     calls.clear()
-    records, errors = _eval(engine, problems, _cfg(), out, solve=counted)
+    heard, resumed = [], []
+    records, errors = _eval(engine, problems, _cfg(), out, solve=counted, on_result=lambda r: heard.append(r["id"]),
+                            on_resumed=lambda recs: resumed.append([r["id"] for r in recs]))
     assert calls == ["q2"] and not errors
+    assert heard == ["q2"] and resumed == [["q0", "q1"]]  # the file's records once, together; then each new one
     ids = [json.loads(x)["id"] for x in out.read_text().splitlines()[1:]]
     assert ids == ["q0", "q1", "q2"]
     # a third run does no work
@@ -297,6 +300,14 @@ def test_cli_eval_sweep_report_analyze(tiny_pair_dirs, problems_file, tmp_path):
     # stderr is a pipe here, where rich draws no bar: one plain line per problem instead
     n = len(QUESTIONS)
     assert all(f"{i}/{n} · acc" in res.stderr for i in range(1, n + 1)), res.stderr
+    before = one.read_bytes()
+    # resumed with the last problem to do: the two in the file count in one line, the new one in its own
+    one.write_text("".join(before.decode().splitlines(keepends=True)[:3]))
+    res = _cli("eval", "-d", problems_file, "-m", "glimprouter", "--srm", srm, "--lrm", lrm, "--max-tokens", 8, "-o", one, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    lines = [x for x in res.stderr.splitlines() if " · acc " in x and "elapsed" in x]
+    assert len(lines) == 2 and " 2/3 · acc " in lines[0] and " · 2 from the file · " in lines[0] and " 3/3 · acc " in lines[1], res.stderr
+    assert [json.loads(x)["id"] for x in one.read_text().splitlines()[1:]] == ["q0", "q1", "q2"]
     before = one.read_bytes()
     res = _cli("eval", "-d", problems_file, "-m", "glimprouter", "--set", "te=0.1", "--srm", srm, "--lrm", lrm, "--max-tokens", 8, "-o", one, cwd=tmp_path)
     assert res.returncode == 2 and "differ" in res.stderr and one.read_bytes() == before

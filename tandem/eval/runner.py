@@ -221,6 +221,7 @@ def solve_problem(engine, problem: Problem, config: RunConfig) -> dict:
 
 
 OnResult = Callable[[dict], None]
+OnResumed = Callable[[list[dict]], None]
 
 
 def run_eval(
@@ -232,11 +233,15 @@ def run_eval(
     workers: int = 1,
     on_result: OnResult | None = None,
     solve: Callable = solve_problem,
+    on_resumed: OnResumed | None = None,
 ) -> tuple[list[dict], dict[str, str]]:
     """Solve every problem not yet in ``results``; returns (all results in problem order, errors by id).
 
     A problem that raises is reported in ``errors`` and not written, so the
-    next run retries it; the others go on.
+    next run retries it; the others go on. ``on_result`` hears of each problem
+    solved now, as it is written; ``on_resumed``, once and before any, of those
+    the file already held (a progress bar's running accuracy counts both, a log
+    of new work only the first).
     """
     problems = list(problems)
     done = results.open(header)
@@ -245,10 +250,9 @@ def run_eval(
     if todo:
         _warn_if_other_processor(results.path, done.values(), machine)
     errors: dict[str, str] = {}
-    if on_result:
-        for p in problems:
-            if p.id in done:
-                on_result(done[p.id])
+    resumed = [done[p.id] for p in problems if p.id in done]
+    if on_resumed and resumed:
+        on_resumed(resumed)
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         pending = {}
         queue = iter(todo)

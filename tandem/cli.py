@@ -511,13 +511,13 @@ def sweep(
 @app.command()
 def report(
     runs: list[Path] = typer.Argument(..., help="eval files or folders of them"),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="folder for report.md / .tex and pareto.png / .pdf (default: next to the runs)"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="folder for report.md / .tex / .json and pareto.png / .pdf (default: next to the runs)"),
     limit: Optional[int] = typer.Option(None, min=1, help="compare on the first N problems every run finished"),
     baseline: Optional[str] = typer.Option(
         None, help="a run's name (its file name without .jsonl): add a Table 2-style ablation of every run against it"
     ),
 ):
-    """Table 1-style report (Markdown, its tables also as LaTeX) and a Pareto plot (accuracy vs latency) from eval files."""
+    """Table 1-style report (Markdown, its tables also as LaTeX, its numbers as JSON) and a Pareto plot (accuracy vs latency) from eval files."""
     from tandem.analysis.report import report as make_report
 
     try:
@@ -526,7 +526,7 @@ def report(
         _fail(e)
     out_ = folder / "report.md"
     print(out_.read_text())
-    err.print(f"wrote {out_} (and report.tex) and {folder / 'pareto.png'} (and .pdf)")
+    err.print(f"wrote {out_} (and report.tex, report.json) and {folder / 'pareto.png'} (and .pdf)")
 
 
 @app.command()

@@ -81,6 +81,17 @@ def test_report_pairs_every_run_with_both_baselines(tmp_path):
     assert "| 40.0% (" in rows["rankguide_te0.9"]
     assert "| - | +2 / -10 (p = 0.039) |" in rows["srm"]
     assert rows["lrm"].endswith(f"| +10 / -2 (p = {format_p(mcnemar_exact(10, 2))}) | - |")
+    # report.json: the same numbers for a researcher's own tables, unrounded
+    doc = json.loads((tmp_path / "report.json").read_text())
+    assert doc["problems"] == 40 and doc["ids"] == [f"q{i}" for i in range(n)] and doc["baseline"] is None
+    runs = {r["name"]: r for r in doc["runs"]}
+    assert [r["name"] for r in doc["runs"]] == ["srm", "lrm", "rankguide_te0.9"]  # the table's order
+    rg = runs["rankguide_te0.9"]
+    assert rg["vs"] == {"srm": {"gained": 5, "lost": 1, "p": mcnemar_exact(5, 1)}, "lrm": {"gained": 1, "lost": 5, "p": mcnemar_exact(1, 5)}}
+    assert rg["solved"] == 16 and rg["accuracy"] == 0.4 and rg["accuracy_ci95"] == list(wilson(16, 40))
+    assert rg["settings"]["te"] == 0.9 and rg["latency_vs_lrm"] == 1.0 and rg["loaded_problems"] == 0
+    assert rg["machines"] == {"not recorded": {"problems": 40, "latency_s": 2.0}}
+    assert set(runs["srm"]["vs"]) == {"lrm"} and set(runs["lrm"]["vs"]) == {"srm"}
 
 
 def test_report_limit_compares_the_first_problems_only(tmp_path):
@@ -131,6 +142,11 @@ def test_baseline_sets_every_run_against_one_as_in_the_papers_table_2(tmp_path):
     error = " ".join(r.stderr.split())  # rich wraps long lines
     assert r.returncode != 0 and "'glimprouter_te-1.1' is not one of the runs: glimprouter, glimprouter_steer, rankguide_steer" in error
     assert (tmp_path / "report.md").read_text() == md
+    doc = json.loads((tmp_path / "report.json").read_text())
+    runs = {r["name"]: r for r in doc["runs"]}
+    assert doc["baseline"] == "glimprouter" and runs["glimprouter"]["vs"] == {}
+    assert runs["rankguide_steer"]["vs"] == {"glimprouter": {"gained": 3, "lost": 1, "p": mcnemar_exact(3, 1)}}
+    assert runs["glimprouter_steer"]["steer"]["counts"]["samples"] == 72 and runs["glimprouter"]["steer"] is None
 
 
 def test_runs_that_differ_only_in_seed_scope_get_different_settings_and_plot_labels(tmp_path):

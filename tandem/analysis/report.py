@@ -7,11 +7,15 @@ problems (gained / lost, exact McNemar p) and gives each accuracy its 95%
 interval: at a few hundred problems most gaps between routers are noise, and
 the report should say which are not. With ``baseline`` a third table sets every
 run beside one chosen run in the layout of the paper's Table 2 (its ablation:
-accuracy gained, speed-up, change in steps, against GlimpRouter).
+accuracy gained, speed-up, change in steps, against GlimpRouter). The same tables
+go out as LaTeX (``report.tex``) and their numbers, unrounded, as JSON
+(``report.json``), so a paper's tables and a researcher's own plots start from
+the figures the Markdown shows.
 """
 
 from __future__ import annotations
 
+import json
 import statistics
 import textwrap
 from pathlib import Path
@@ -101,10 +105,9 @@ def _grades(runs: list[Run]) -> dict[str, dict[str, bool]]:
     return {r.name: {i: bool(rec["correct"]) for i, rec in r.by_id().items()} for r in runs}
 
 
-def paired_table(runs: list[Run], rows: list[dict]) -> str:
-    """Each run against the SRM-only and LRM-only runs, problem by problem, in the order of ``rows``."""
-    ids = common_ids(runs)
-    correct = _grades(runs)
+def paired_table(correct: dict[str, dict[str, bool]], rows: list[dict], ids: list[str]) -> str:
+    """Each run against the SRM-only and LRM-only runs, problem by problem on ``ids``, in the order of
+    ``rows``; ``correct``: ``_grades`` of the runs."""
     bases = [(m, _baseline(rows, m)) for m in ("srm", "lrm")]
     bases = [(m, b) for m, b in bases if b]
     lines = [
@@ -120,13 +123,11 @@ def paired_table(runs: list[Run], rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def ablation_table(runs: list[Run], rows: list[dict], baseline: str) -> str:
+def ablation_table(correct: dict[str, dict[str, bool]], rows: list[dict], ids: list[str], baseline: str) -> str:
     """Every run against the run named ``baseline``, as the paper's Table 2 sets each component against
     GlimpRouter: accuracy and its change in points, latency and the speed-up (the baseline's latency over
     the run's: above 1 is faster), steps and their change in percent, and the problems gained / lost."""
     base = next(r for r in rows if r["name"] == baseline)
-    ids = common_ids(runs)
-    correct = _grades(runs)
     lines = [
         f"Against {baseline} on the same {len(ids)} problems (the paper's Table 2 layout): the change in accuracy "
         f"(points), the speed-up ({baseline}'s mean latency over the run's; above 1x is faster), the change in "
@@ -146,6 +147,36 @@ def ablation_table(runs: list[Run], rows: list[dict], baseline: str) -> str:
         lines.append(f"| {r['name']} | {r['note']} | {acc} | {_fmt(r['latency_s'], '.1f')} ({_fmt(speed, '.2f')}) "
                      f"| {_fmt(r['steps'], '.1f')} ({steps}) | {paired(correct[r['name']], correct[baseline], ids)} |")
     return "\n".join(lines) + "\n"
+
+
+def summary(runs: list[Run], rows: list[dict], correct: dict[str, dict[str, bool]], ids: list[str],
+            baseline: str | None, title: str) -> dict:
+    """The report's numbers as one JSON document (``report.json``), for a researcher's own tables and plots:
+    per run the table's columns, its accuracy interval, its full settings and steering vector, each pairing
+    the Markdown shows (against the SRM-only and LRM-only runs, and against ``baseline``), the problems
+    solved on a loaded machine, and the machines that measured its latencies."""
+    by_name = {r.name: r for r in runs}
+    per_host, _ = _latency_by_host(runs, set(ids))
+    against = [b["name"] for b in (_baseline(rows, "srm"), _baseline(rows, "lrm")) if b]
+    if baseline is not None and baseline not in against:
+        against.append(baseline)
+    out = []
+    for row in rows:
+        run = by_name[row["name"]]
+        solved = sum(correct[row["name"]][i] for i in ids)
+        vs = {}
+        for other in against:
+            if other != row["name"]:
+                p = paired(correct[row["name"]], correct[other], ids)
+                vs[other] = {"gained": p.gained, "lost": p.lost, "p": p.p}
+        out.append({k: row[k] for k in ("name", "method", "note", "accuracy", "latency_s", "latency_vs_lrm", "steps",
+                                        "steps_vs_srm", "tokens", "validation_ratio", "lrm_share")}
+                   | {"solved": solved, "accuracy_ci95": list(wilson(solved, len(ids))) if ids else None,
+                      "loaded_problems": row["loaded"], "path": str(run.path), "settings": run.settings,
+                      "steer": run.header.get("steer"), "vs": vs,
+                      "machines": {h: {"problems": len(xs), "latency_s": statistics.fmean(xs)}
+                                   for h, xs in sorted(per_host[row["name"]].items())}})
+    return {"title": title, "problems": len(ids), "ids": ids, "baseline": baseline, "runs": out}
 
 
 def _concurrency_note(runs: list[Run], ids: set[str]) -> str:
@@ -409,8 +440,8 @@ def _speed_note(runs: list[Run], ids: set[str]) -> str:
 
 
 def report(paths: list[str | Path], out: Path | None = None, limit: int | None = None, baseline: str | None = None) -> Path:
-    """Write report.md (its tables also as LaTeX, report.tex) and pareto.png (and .pdf) next to the runs
-    (or into ``out``); return the folder.
+    """Write report.md (its tables also as LaTeX, report.tex; its numbers as JSON, report.json) and
+    pareto.png (and .pdf) next to the runs (or into ``out``); return the folder.
     ``limit``: compare on the first N problems every run finished only; ``baseline``: the name of a run
     to set every other against (``ablation_table``)."""
     runs = first_problems(load_runs(paths), limit)
@@ -420,23 +451,28 @@ def report(paths: list[str | Path], out: Path | None = None, limit: int | None =
     out = out or (first if first.is_dir() else first.parent)
     out.mkdir(parents=True, exist_ok=True)
     md, rows = table(runs)
-    ids = set(common_ids(runs))  # the notes speak of the problems the table compares
-    busy = {r.name: _busy(r, ids) for r in runs}
-    letters = _host_letters(runs, ids)
+    ids = common_ids(runs)  # the notes and the paired tables speak of the problems the table compares
+    shared = set(ids)
+    busy = {r.name: _busy(r, shared) for r in runs}
+    letters = _host_letters(runs, shared)
     for row in rows:  # the plot draws busy points hollow and prints the host letters beside each point
-        row["busy"] = busy[row["name"]][0] > busy[row["name"]][1] / 2
+        row["loaded"] = busy[row["name"]][0]
+        row["busy"] = row["loaded"] > busy[row["name"]][1] / 2
         row["hosts"] = letters.get(row["name"], "")
-    notes = (_concurrency_note(runs, ids), _host_note(runs, ids), _processor_note(runs, ids), _load_note(busy), _speed_note(runs, ids))
+    notes = (_concurrency_note(runs, shared), _host_note(runs, shared), _processor_note(runs, shared), _load_note(busy),
+             _speed_note(runs, shared))
     for note in notes:
         if note:
             md += "\n" + note + "\n"
+    correct = _grades(runs)
     if ids and (_baseline(rows, "srm") or _baseline(rows, "lrm")):
-        md += "\n" + paired_table(runs, rows)
+        md += "\n" + paired_table(correct, rows, ids)
     if ids and baseline is not None:
-        md += "\n" + ablation_table(runs, rows, baseline)
+        md += "\n" + ablation_table(correct, rows, ids, baseline)
     h = runs[0].header
     title = f"{h['dataset'].get('name')} ({len(ids)} problems) · {_model(h, 'srm')} / {_model(h, 'lrm')}"
     (out / "report.md").write_text(f"# tandem report\n\n{title}\n\n{md}\n![pareto](pareto.png)\n")
     (out / "report.tex").write_text(to_latex(md, title))
+    (out / "report.json").write_text(json.dumps(summary(runs, rows, correct, ids, baseline, title), indent=1) + "\n")
     pareto_plot(rows, out / "pareto.png", title)
     return out

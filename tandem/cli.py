@@ -544,7 +544,7 @@ def analyze(
     except USER_ERRORS as e:
         _fail(e)
     print((folder / "summary.md").read_text())
-    err.print(f"wrote figures and summary.md to {folder}")
+    err.print(f"wrote figures (PNG, PDF), summary.md and summary.json to {folder}")
 
 
 @app.command()

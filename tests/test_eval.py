@@ -291,7 +291,13 @@ def test_cli_eval_sweep_report_analyze(tiny_pair_dirs, problems_file, tmp_path):
     for png in ("min_ranks.png", "entropy_by_rank.png", "validation_ratio.png"):
         assert (tmp_path / "fig" / png).stat().st_size > 5_000
         assert (tmp_path / "fig" / png).with_suffix(".pdf").read_bytes().startswith(b"%PDF")
-    assert "Samples with at least one full window" in (tmp_path / "fig" / "summary.md").read_text()
+    summary = (tmp_path / "fig" / "summary.md").read_text()
+    assert "Samples with at least one full window" in summary
+    data = json.loads((tmp_path / "fig" / "summary.json").read_text())  # the values behind the figures
+    assert [r["name"] for r in data["runs"]] == ["srm", "lrm"] and data["samples"] == len(QUESTIONS)
+    n_min = sum(len(v) for v in data["min_ranks"]["r1"].values())
+    assert n_min == data["samples_with_windows"] and f"Samples with at least one full window: {n_min} of {len(QUESTIONS)}" in summary
+    assert len(data["validation"]["lrm"]["all"]) == len(QUESTIONS) and set(data["entropy_by_rank"]) == {"low rank", "high rank"}
 
     # eval on its own, then a resume with other settings: exit 2, file untouched
     one = tmp_path / "one.jsonl"

@@ -9,10 +9,16 @@
 Ranks exist only where a full window of W boundary states existed, so the
 study reports how many samples had any; on short solutions (GSM8K with the
 embedded pair) record traces with a smaller ``window``.
+
+The figures go out as PNG and PDF, the summary as Markdown, and the values
+behind every figure as JSON (``summary.json``: each sample's minimum ranks,
+each step's entropy, each run's validation ratios), so a figure can be drawn
+again in a paper's own style from the same numbers.
 """
 
 from __future__ import annotations
 
+import json
 import statistics
 from pathlib import Path
 
@@ -147,4 +153,8 @@ def analyze(paths: list[str | Path], out: Path, tr1: int | None = None, tr2: int
 
     md.append("\n![min ranks](min_ranks.png)\n![entropy](entropy_by_rank.png)\n![validation](validation_ratio.png)\n")
     (out / "summary.md").write_text("\n".join(md))
+    data = {"runs": [{"name": r.name, "method": r.method, "path": str(r.path), "problems": len(r.results)} for r in runs],
+            "tr1": tr1, "tr2": tr2, "samples": total, "samples_with_windows": with_ranks,
+            "min_ranks": mins, "entropy_by_rank": ent, "validation": val}
+    (out / "summary.json").write_text(json.dumps(data) + "\n")
     return out

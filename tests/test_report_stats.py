@@ -181,6 +181,20 @@ def test_runs_that_differ_only_in_seed_show_it_where_the_method_draws(tmp_path):
     assert {r["name"]: r["note"] for r in table(load_runs([tmp_path]))[1]} == {"srm": "-", "mc_s1": "probe_rate=0.1"}
 
 
+def test_report_gives_the_spread_between_seeds_of_one_setting(tmp_path):
+    # MentorCollab at probe rate 0.1 from seeds 1 and 2 (10 and 12 of 20 solved), and at 0.05 from seed 1 only
+    _write_run(tmp_path / "srm.jsonl", "srm", [i < 8 for i in range(20)], seed=3)
+    _write_run(tmp_path / "mc_s1.jsonl", "mentorcollab", [i < 10 for i in range(20)], seed=1, probe_rate=0.1)
+    _write_run(tmp_path / "mc_s2.jsonl", "mentorcollab", [i < 12 for i in range(20)], seed=2, probe_rate=0.1)
+    _write_run(tmp_path / "mc_low.jsonl", "mentorcollab", [i < 9 for i in range(20)], seed=1, probe_rate=0.05)
+    md = " ".join((report([tmp_path]) / "report.md").read_text().split())
+    assert ("Runs that differ only in their seed (the probes or samples they draw): mentorcollab probe_rate=0.1: "
+            "seed 1 50.0%, seed 2 60.0% (mean 55.0%, range 10.0 points).") in md
+    assert md.count("seed 1 ") == 1  # the 0.05 run has no second seed; the greedy SRM draws nothing
+    doc = json.loads((tmp_path / "report.json").read_text())
+    assert doc["seed_groups"] == [{"runs": ["mc_s1", "mc_s2"], "seeds": [1, 2], "accuracy_mean": 0.55}]
+
+
 def _png_size(path) -> tuple[int, int]:
     import matplotlib.image
 

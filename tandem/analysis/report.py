@@ -23,6 +23,7 @@ from pathlib import Path
 from tandem.analysis.latex import to_latex
 from tandem.analysis.runs import Run, common_ids, first_problems, load_runs, pyplot, save_figure, summarize
 from tandem.analysis.stats import paired, wilson
+from tandem.eval.runner import canonical, upgrade_config
 from tandem.hardware import processor
 
 METHOD_ORDER = ["srm", "lrm", "specreason", "glimprouter", "mentorcollab", "rankguide"]
@@ -176,7 +177,43 @@ def summary(runs: list[Run], rows: list[dict], correct: dict[str, dict[str, bool
                       "steer": run.header.get("steer"), "vs": vs,
                       "machines": {h: {"problems": len(xs), "latency_s": statistics.fmean(xs)}
                                    for h, xs in sorted(per_host[row["name"]].items())}})
-    return {"title": title, "problems": len(ids), "ids": ids, "baseline": baseline, "runs": out}
+    accuracy = {x["name"]: x["accuracy"] for x in rows}
+    seeds = [{"runs": [r.name for r in g], "seeds": [r.header["config"].get("seed") for r in g],
+              "accuracy_mean": statistics.fmean(accuracy[r.name] for r in g) if ids else None}
+             for g in seed_groups(runs)]
+    return {"title": title, "problems": len(ids), "ids": ids, "baseline": baseline, "runs": out, "seed_groups": seeds}
+
+
+def seed_groups(runs: list[Run]) -> list[list[Run]]:
+    """Runs that draw (MentorCollab's probes, sampling) and differ only in their seed, in groups of two or
+    more: the spread of their accuracies is what the draw alone moves one run's accuracy by."""
+    groups: dict[str, list[Run]] = {}
+    for r in runs:
+        relevant = _relevant(r)
+        if "seed_scope" not in relevant:
+            continue
+        config = {k: v for k, v in upgrade_config(r.header["config"]).items() if k not in ("seed", "settings")}
+        key = canonical(config | {"settings": {k: v for k, v in r.settings.items() if k in relevant}, "steer": r.header.get("steer")})
+        groups.setdefault(key, []).append(r)
+    return [sorted(g, key=lambda r: r.header["config"].get("seed")) for g in groups.values() if len(g) > 1]
+
+
+def _seed_note(groups: list[list[Run]], rows: list[dict], shared: dict) -> str:
+    if not groups:
+        return ""
+    acc = {r["name"]: r["accuracy"] for r in rows}
+    parts = []
+    for g in groups:
+        accs = [acc[r.name] for r in g]
+        if None in accs:  # no problem in common
+            continue
+        label = " ".join(x for x in (g[0].method, settings_note(g[0], shared)) if x != "-")
+        each = ", ".join(f"seed {r.header['config'].get('seed')} {acc[r.name]:.1%}" for r in g)
+        parts.append(f"{label}: {each} (mean {statistics.fmean(accs):.1%}, range {100 * (max(accs) - min(accs)):.1f} points)")
+    if not parts:
+        return ""
+    return ("Runs that differ only in their seed (the probes or samples they draw): " + "; ".join(parts)
+            + ". One run's accuracy moves by about that much from the draw alone.")
 
 
 def _concurrency_note(runs: list[Run], ids: set[str]) -> str:
@@ -452,15 +489,16 @@ def report(paths: list[str | Path], out: Path | None = None, limit: int | None =
     out.mkdir(parents=True, exist_ok=True)
     md, rows = table(runs)
     ids = common_ids(runs)  # the notes and the paired tables speak of the problems the table compares
-    shared = set(ids)
-    busy = {r.name: _busy(r, shared) for r in runs}
-    letters = _host_letters(runs, shared)
+    id_set = set(ids)
+    busy = {r.name: _busy(r, id_set) for r in runs}
+    letters = _host_letters(runs, id_set)
     for row in rows:  # the plot draws busy points hollow and prints the host letters beside each point
         row["loaded"] = busy[row["name"]][0]
         row["busy"] = row["loaded"] > busy[row["name"]][1] / 2
         row["hosts"] = letters.get(row["name"], "")
-    notes = (_concurrency_note(runs, shared), _host_note(runs, shared), _processor_note(runs, shared), _load_note(busy),
-             _speed_note(runs, shared))
+    seeds = seed_groups(runs)
+    notes = (_concurrency_note(runs, id_set), _host_note(runs, id_set), _processor_note(runs, id_set), _load_note(busy),
+             _speed_note(runs, id_set), _seed_note(seeds, rows, shared_settings(runs)))
     for note in notes:
         if note:
             md += "\n" + note + "\n"

@@ -346,16 +346,19 @@ def calibrate(
         engine = Engine(s, s)  # the srm method never calls the LRM: no need to load it
         tally = {"n": 0, "correct": 0, "steps": 0, "valid": 0}
 
-        def seen(sample):
-            tally["n"] += 1
-            tally["correct"] += sample.correct
-            tally["steps"] += len(sample.labels)
-            tally["valid"] += sum(lab != "execution" for lab in sample.labels)
-            bar.update(task, advance=1, stats=f"acc {tally['correct'] / tally['n']:.1%} · {tally['steps']} steps, {tally['valid']} reflection/transition")
+        def seen(samples, resumed=False):
+            for sample in samples:
+                tally["n"] += 1
+                tally["correct"] += sample.correct
+                tally["steps"] += len(sample.labels)
+                tally["valid"] += sum(lab != "execution" for lab in sample.labels)
+            stats = f"acc {tally['correct'] / tally['n']:.1%} · {tally['steps']} steps, {tally['valid']} reflection/transition"
+            bar.update(task, advance=len(samples), stats=stats + (f" · {len(samples)} from the folder" if resumed else ""))
 
         with _progress() as bar:
             task = bar.add_task("calibrating", total=len(problems), stats="")
-            vectors = run_calibration(engine, problems, out, cfg, layer, labeler, resume, dataset_info(dataset, split, fields) | {"limit": limit}, seen)
+            vectors = run_calibration(engine, problems, out, cfg, layer, labeler, resume, dataset_info(dataset, split, fields) | {"limit": limit},
+                                      on_sample=lambda x: seen([x]), on_resumed=lambda xs: seen(xs, resumed=True))
     except USER_ERRORS as e:
         _fail(e)
     m = vectors.meta

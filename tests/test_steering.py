@@ -145,10 +145,10 @@ def test_calibrate_saves_resumes_and_records_metadata(tiny_pair, tmp_path):
     # a manifest written when tandem recorded --limit in it resumes with a larger limit too
     mf = tmp_path / "vec.pt.parts" / "manifest.json"
     mf.write_text(json.dumps(json.loads(mf.read_text()) | {"dataset": data | {"limit": 2}}))
-    seen = []
+    seen, resumed = [], []
     result = calibrate(engine, problems, out, cfg, layer=2, resume=True, dataset=data | {"limit": 3},
-                       on_sample=lambda s: seen.append(s.id))
-    assert seen == ["q0", "q1", "q2"]
+                       on_sample=lambda s: seen.append(s.id), on_resumed=lambda xs: resumed.append([s.id for s in xs]))
+    assert resumed == [["q0", "q1"]] and seen == ["q2"]  # the folder's samples once, together; then the new one
     parts = sorted(p.name for p in (tmp_path / "vec.pt.parts").glob("*.npz"))
     assert parts == ["q0.npz", "q1.npz", "q2.npz"]
     m = SteerVectors.load(out).meta
@@ -196,6 +196,7 @@ def test_cli_calibrate_then_solve_with_vector(tiny_pair_dirs, tmp_path):
     assert res.returncode == 2 and "--resume" in res.stderr
     res = cli("calibrate", "-d", f, *fields, "--srm", srm, *common, "-o", out, "--resume")
     assert res.returncode == 1 and "2 samples" in res.stderr
+    assert "2 from the folder" in res.stderr and " 1/2 · " not in res.stderr  # the folder's samples in one line
     # a folder started before calibrate took field options (``fields: null``: the default names) resumes
     # with those names, and not with others
     mf = tmp_path / "v.pt.parts" / "manifest.json"

@@ -97,6 +97,7 @@ def calibrate(
     engine, problems: list[Problem], out: Path, config: RunConfig, layer: int | None = None,
     labeler: StepLabeler = StepLabeler(), resume: bool = False, dataset: dict | None = None,
     on_sample: Callable[[Sample], None] | None = None,
+    on_resumed: Callable[[list[Sample]], None] | None = None,
 ) -> SteerVectors:
     import tandem
 
@@ -108,9 +109,9 @@ def calibrate(
                 "fingerprint": fp, "runtime": runtime, "dataset": dataset}
     parts = Parts(out, SteeringError)
     done = parts.open(manifest, resume, fill=("runtime",))  # folders from before tandem recorded the runtime
-    for p in problems:
-        if safe_name(p.id) in done and on_sample:
-            on_sample(Sample.load(parts.path(p.id)))
+    resumed = [p for p in problems if safe_name(p.id) in done]
+    if on_resumed and resumed:  # once, before any new sample (as run_eval's on_resumed)
+        on_resumed([Sample.load(parts.path(p.id)) for p in resumed])
     for p in problems:
         if safe_name(p.id) in done:
             continue

@@ -466,7 +466,7 @@ def test_shard_files_of_different_runs_are_not_merged(tmp_path):
 
 
 def test_pareto_labels_of_nearby_points_do_not_overlap():
-    from tandem.analysis.report import _place_labels
+    from tandem.analysis.pareto import _place_labels
     from tandem.analysis.runs import pyplot
 
     plt = pyplot()

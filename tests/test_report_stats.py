@@ -158,7 +158,8 @@ def test_runs_that_differ_only_in_seed_scope_get_different_settings_and_plot_lab
     del header["config"]["settings"]["seed_scope"]
     (tmp_path / "mc_run.jsonl").write_text("\n".join([json.dumps(header)] + lines[1:]) + "\n")
     _write_run(tmp_path / "mc_problem.jsonl", "mentorcollab", [False, True], probe_rate=0.1, lookahead=16, seed_scope="problem")
-    from tandem.analysis.report import _point_label, load_runs, table
+    from tandem.analysis.pareto import _point_label
+    from tandem.analysis.report import load_runs, table
 
     _, rows = table(load_runs([tmp_path]))
     notes = {r["name"]: r["note"] for r in rows}
@@ -205,7 +206,7 @@ def _png_size(path) -> tuple[int, int]:
 def test_crowded_pareto_plot_numbers_its_points_and_keys_them_below(tmp_path):
     """Points too close for their settings beside them get numbers and a key under the axes (a taller
     figure); points with room keep their settings beside them (the figure's own size)."""
-    from tandem.analysis.report import pareto_plot
+    from tandem.analysis.pareto import pareto_plot
 
     def row(name, method, lat, acc, note):
         return {"name": name, "method": method, "latency_s": lat, "accuracy": acc, "note": note}
@@ -253,7 +254,8 @@ def test_report_states_each_runs_decode_speed_with_prefill_left_out(tmp_path):
 def test_pareto_points_name_the_machine_that_measured_them_when_there_are_several(tmp_path):
     """Latencies from two machines: the host note gives each a letter and the plot prints each run's
     letters beside its point (``[A/B]`` for a run resumed on the other one); from one machine, no letters."""
-    from tandem.analysis.report import _host_letters, _point_text, load_runs
+    from tandem.analysis.pareto import _point_text
+    from tandem.analysis.report import _host_letters, load_runs
 
     fast, slow = {"node": "vm", "boot": "aa", "cpus": 2, "cpu": "EPYC"}, {"node": "vm", "boot": "bb", "cpus": 2, "cpu": "EPYC"}
     for name, method, hosts in (("srm", "srm", [fast, fast]), ("lrm", "lrm", [fast, slow]), ("sr", "specreason", [slow, slow])):

@@ -16,6 +16,9 @@ from tandem.eval import shards
 from tandem.eval.runner import IDENTITY, EvalError, ResultsFile, canonical, upgrade_config
 
 
+METHOD_ORDER = ["srm", "lrm", "specreason", "glimprouter", "mentorcollab", "rankguide"]  # tables' and plots' order
+
+
 @dataclass
 class Run:
     name: str

@@ -519,6 +519,7 @@ def report(
     baseline: Optional[str] = typer.Option(
         None, help="a run's name (its file name without .jsonl): add a Table 2-style ablation of every run against it"
     ),
+    as_json: bool = typer.Option(False, "--json", help="print report.json instead of report.md"),
 ):
     """Table 1-style report (Markdown, its tables also as LaTeX, its numbers as JSON) and a Pareto plot (accuracy vs latency) from eval files."""
     from tandem.analysis.report import report as make_report
@@ -528,7 +529,7 @@ def report(
     except USER_ERRORS as e:
         _fail(e)
     out_ = folder / "report.md"
-    print(out_.read_text())
+    print((folder / "report.json" if as_json else out_).read_text(), end="" if as_json else "\n")
     err.print(f"wrote {out_} (and report.tex, report.json) and {folder / 'pareto.png'} (and .pdf)")
 
 

@@ -194,6 +194,8 @@ def test_report_gives_the_spread_between_seeds_of_one_setting(tmp_path):
     assert md.count("seed 1 ") == 1  # the 0.05 run has no second seed; the greedy SRM draws nothing
     doc = json.loads((tmp_path / "report.json").read_text())
     assert doc["seed_groups"] == [{"runs": ["mc_s1", "mc_s2"], "seeds": [1, 2], "accuracy_mean": 0.55}]
+    r = tandem("report", tmp_path, "--json")  # the same document on stdout, for jq and scripts
+    assert r.returncode == 0 and json.loads(r.stdout) == doc
 
 
 def _png_size(path) -> tuple[int, int]:

@@ -415,15 +415,17 @@ def train_verifier(
         info = dataset_info(dataset, split, fields) | {"limit": limit}  # a resumed run may label more problems (Parts)
         tally = {"seen": 0, "labelled": 0, "lrm": 0}
 
-        def done(n, y):
+        def done(n, y, problems_done=1, resumed=False):
             tally["seen"] += n
             tally["labelled"] += len(y)
             tally["lrm"] += int(y.sum())
-            bar.update(task, advance=1, stats=f"{tally['seen']} divergences, {tally['labelled']} labelled ({tally['lrm']} LRM-better)")
+            stats = f"{tally['seen']} divergences, {tally['labelled']} labelled ({tally['lrm']} LRM-better)"
+            bar.update(task, advance=problems_done, stats=stats + (f" · {problems_done} from the folder" if resumed else ""))
 
         with _progress() as bar:
             task = bar.add_task("labelling divergences", total=len(problems), stats="")
-            x, y, groups, seen = label_problems(engine, problems, out, cfg, layer, labels, resume, info, done)
+            x, y, groups, seen = label_problems(engine, problems, out, cfg, layer, labels, resume, info, done,
+                                                on_resumed=lambda k, n, y: done(n, y, k, resumed=True))
         meta = {"model": engine.srm.name, "fingerprint": engine.srm.fingerprint, "hidden_size": engine.srm.hidden_size,
                 "layer": layer, "divergences": seen, "labels": labels, "dataset": info, "config": cfg.model_dump()}
         verifier = fit(x, y, meta, groups=groups)

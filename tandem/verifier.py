@@ -180,10 +180,11 @@ def collect(engine, problem, config, layer: int, labels: str = "rollout") -> tup
 
 
 def label_problems(engine, problems, out: Path, config, layer: int, labels: str, resume: bool = False,
-                   dataset: dict | None = None, on_problem=None) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+                   dataset: dict | None = None, on_problem=None, on_resumed=None) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """``collect`` over problems, each saved in OUT.parts/ as soon as it is done (``resume`` skips
     those): (features, labels, problem index of each, divergences seen). ``on_problem(n_seen, ys)``
-    after each problem, loaded or labelled."""
+    after each problem labelled now; ``on_resumed(n_problems, n_seen, ys)`` once, before any, for
+    the problems the folder already held (as ``run_eval``'s ``on_resumed``)."""
     check_labels(labels)
     models = {role: {"name": m.name, "fingerprint": getattr(m, "fingerprint", None), "runtime": getattr(m, "runtime", None)}
               for role, m in (("srm", engine.srm), ("lrm", engine.lrm))}
@@ -192,9 +193,13 @@ def label_problems(engine, problems, out: Path, config, layer: int, labels: str,
     done = parts.open(manifest, resume)
     d_in = 2 * engine.srm.hidden_size
     xs, ys, groups, seen = [np.zeros((0, d_in), np.float32)], [np.zeros(0, np.int64)], [np.zeros(0, np.int64)], 0
+    loaded = {i: parts.load(p.id) for i, p in enumerate(problems) if safe_name(p.id) in done}
+    if on_resumed and loaded:
+        on_resumed(len(loaded), sum(int(z["divergences"]) for z in loaded.values()),
+                   np.concatenate([np.asarray(z["y"], np.int64) for z in loaded.values()]))
     for i, problem in enumerate(problems):
-        if safe_name(problem.id) in done:
-            z = parts.load(problem.id)
+        if i in loaded:
+            z = loaded[i]
             x, y, n = z["x"], z["y"], int(z["divergences"])
         else:
             xl, yl, n = collect(engine, problem, config, layer, labels)
@@ -205,7 +210,7 @@ def label_problems(engine, problems, out: Path, config, layer: int, labels: str,
         ys.append(y)
         groups.append(np.full(len(y), i))
         seen += n
-        if on_problem:
+        if on_problem and i not in loaded:
             on_problem(n, y)
     return np.concatenate(xs), np.concatenate(ys), np.concatenate(groups), seen
 

@@ -296,8 +296,11 @@ def test_labelling_saves_each_problem_and_resumes(tiny_pair, tmp_path):
     calls = []
     original = engine.run
     engine.run = lambda *a, **k: calls.append(1) or original(*a, **k)  # count the MentorCollab runs made
-    resumed = label_problems(engine, problems, out, cfg, 1, "lrm", resume=True)
+    heard, told = [], []
+    resumed = label_problems(engine, problems, out, cfg, 1, "lrm", resume=True, on_problem=lambda n, y: heard.append(n),
+                             on_resumed=lambda k, n, y: told.append((k, n, len(y))))
     assert len(calls) == 1  # only q2 was solved again
+    assert len(heard) == 1 and told == [(2, resumed[3] - heard[0], int((resumed[2] < 2).sum()))]  # q0, q1 at once; then q2
     for a, b in zip(whole[:3], resumed[:3]):
         np.testing.assert_allclose(a, b, atol=1e-5)
     assert whole[3] == resumed[3]
@@ -326,7 +329,9 @@ def test_cli_train_verifier_with_lrm_labels_resumes(tiny_pair_dirs, tmp_path):
     res = cli(*common, "--limit", "6", "--set", "lookahead=3", "--resume")
     assert res.returncode == 2 and "other settings (config)" in res.stderr
     res = cli(*common, "--limit", "6", "--resume")
-    assert all(f"labelling divergences {i}/6" in res.stderr for i in range(1, 7)), res.stderr
+    # the folder's four problems count in one line, then one line per problem labelled now
+    assert all(f"labelling divergences {i}/6" in res.stderr for i in (4, 5, 6)), res.stderr
+    assert "4 from the folder" in res.stderr and "labelling divergences 1/6" not in res.stderr, res.stderr
     assert {p.name: p.stat().st_mtime_ns for p in parts.glob("*.npz") if p.name in kept} == kept  # not redone
     assert len(list(parts.glob("*.npz"))) == 6
     if res.returncode == 0:

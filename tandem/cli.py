@@ -219,17 +219,14 @@ class _Tally:
         self.n = self.correct = 0
         self.latency = 0.0
 
-    def add(self, rec: dict) -> str:
-        self.n += 1
-        self.correct += bool(rec["correct"])
-        self.latency += rec["latency_s"]
-        return f"acc {self.correct / self.n:.1%} · {self.latency / self.n:.1f} s/problem"
-
-    def add_all(self, recs: list[dict]) -> str:
-        """The records a resumed file already held, in one step (one log line, not one per record)."""
+    def add(self, recs: list[dict], resumed: bool = False) -> str:
+        """Records in one step: those a resumed file already held make one log line, not one each."""
         for rec in recs:
-            self.add(rec)
-        return f"acc {self.correct / self.n:.1%} · {self.latency / self.n:.1f} s/problem · {len(recs)} from the file"
+            self.n += 1
+            self.correct += bool(rec["correct"])
+            self.latency += rec["latency_s"]
+        stats = f"acc {self.correct / self.n:.1%} · {self.latency / self.n:.1f} s/problem"
+        return f"{stats} · {len(recs)} from the file" if resumed else stats
 
 
 def _eval_one(engine, problems, cfg, out: Path, dataset: dict, workers: int, label: str):
@@ -241,8 +238,8 @@ def _eval_one(engine, problems, cfg, out: Path, dataset: dict, workers: int, lab
         task = bar.add_task(label, total=len(problems), stats="")
         records, errors = run_eval(
             engine, problems, cfg, ResultsFile(out), header, workers,
-            on_result=lambda r: bar.update(task, advance=1, stats=tally.add(r)),
-            on_resumed=lambda recs: bar.update(task, advance=len(recs), stats=tally.add_all(recs)),
+            on_result=lambda r: bar.update(task, advance=1, stats=tally.add([r])),
+            on_resumed=lambda recs: bar.update(task, advance=len(recs), stats=tally.add(recs, resumed=True)),
         )
     n = len(records)
     acc = sum(r["correct"] for r in records) / n if n else 0.0

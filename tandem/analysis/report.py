@@ -150,11 +150,11 @@ def ablation_table(correct: dict[str, dict[str, bool]], rows: list[dict], ids: l
 
 
 def summary(runs: list[Run], rows: list[dict], correct: dict[str, dict[str, bool]], ids: list[str],
-            baseline: str | None, title: str) -> dict:
+            baseline: str | None, title: str, seeds: list[list[Run]]) -> dict:
     """The report's numbers as one JSON document (``report.json``), for a researcher's own tables and plots:
     per run the table's columns, its accuracy interval, its full settings and steering vector, each pairing
     the Markdown shows (against the SRM-only and LRM-only runs, and against ``baseline``), the problems
-    solved on a loaded machine, and the machines that measured its latencies."""
+    solved on a loaded machine, and the machines that measured its latencies; and ``seeds`` (``seed_groups``)."""
     by_name = {r.name: r for r in runs}
     per_host, _ = _latency_by_host(runs, set(ids))
     against = [b["name"] for b in (_baseline(rows, "srm"), _baseline(rows, "lrm")) if b]
@@ -177,10 +177,9 @@ def summary(runs: list[Run], rows: list[dict], correct: dict[str, dict[str, bool
                       "machines": {h: {"problems": len(xs), "latency_s": statistics.fmean(xs)}
                                    for h, xs in sorted(per_host[row["name"]].items())}})
     accuracy = {x["name"]: x["accuracy"] for x in rows}
-    seeds = [{"runs": [r.name for r in g], "seeds": [r.header["config"].get("seed") for r in g],
-              "accuracy_mean": statistics.fmean(accuracy[r.name] for r in g) if ids else None}
-             for g in seed_groups(runs)]
-    return {"title": title, "problems": len(ids), "ids": ids, "baseline": baseline, "runs": out, "seed_groups": seeds}
+    groups = [{"runs": [r.name for r in g], "seeds": [r.header["config"].get("seed") for r in g],
+               "accuracy_mean": statistics.fmean(accuracy[r.name] for r in g) if ids else None} for g in seeds]
+    return {"title": title, "problems": len(ids), "ids": ids, "baseline": baseline, "runs": out, "seed_groups": groups}
 
 
 def seed_groups(runs: list[Run]) -> list[list[Run]]:
@@ -379,6 +378,6 @@ def report(paths: list[str | Path], out: Path | None = None, limit: int | None =
     title = f"{h['dataset'].get('name')} ({len(ids)} problems) · {_model(h, 'srm')} / {_model(h, 'lrm')}"
     (out / "report.md").write_text(f"# tandem report\n\n{title}\n\n{md}\n![pareto](pareto.png)\n")
     (out / "report.tex").write_text(to_latex(md, title))
-    (out / "report.json").write_text(json.dumps(summary(runs, rows, correct, ids, baseline, title), indent=1) + "\n")
+    (out / "report.json").write_text(json.dumps(summary(runs, rows, correct, ids, baseline, title, seeds), indent=1) + "\n")
     pareto_plot(rows, out / "pareto.png", title)
     return out

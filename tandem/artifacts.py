@@ -99,9 +99,6 @@ class Parts:
     def load(self, pid: str):
         return np.load(self.path(pid))
 
-    def has(self, pid: str) -> bool:
-        return self.path(pid).exists()
-
 
 def _identity(manifest: dict) -> dict:
     """What must match for a run to resume: the manifest as it reads back from its file (tuples

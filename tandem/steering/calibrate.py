@@ -109,17 +109,17 @@ def calibrate(
                 "fingerprint": fp, "runtime": runtime, "dataset": dataset}
     parts = Parts(out, SteeringError)
     done = parts.open(manifest, resume, fill=("runtime",))  # folders from before tandem recorded the runtime
-    resumed = [p for p in problems if safe_name(p.id) in done]
-    if on_resumed and resumed:  # once, before any new sample (as run_eval's on_resumed)
-        on_resumed([Sample.load(parts.path(p.id)) for p in resumed])
+    by_id = {p.id: Sample.load(parts.path(p.id)) for p in problems if safe_name(p.id) in done}
+    if on_resumed and by_id:  # once, before any new sample (as run_eval's on_resumed)
+        on_resumed(list(by_id.values()))
     for p in problems:
-        if safe_name(p.id) in done:
+        if p.id in by_id:
             continue
-        sample = calibrate_one(engine, p, config, layer, labeler)
-        sample.save(parts)
+        sample = by_id[p.id] = calibrate_one(engine, p, config, layer, labeler)
+        sample.save(parts)  # float32 states, as computed: a resumed run builds the same vectors
         if on_sample:
             on_sample(sample)
-    samples = [Sample.load(parts.path(p.id)) for p in problems if parts.has(p.id)]
+    samples = [by_id[p.id] for p in problems]
     s = config.settings
     vectors, counts = build_vectors(samples, s.tr1, s.tr2)
     meta = {

@@ -249,10 +249,14 @@ def _eval_one(engine, problems, cfg, out: Path, dataset: dict, workers: int, lab
     return errors
 
 
-def _fields(question_field, answer_field, id_field, tests_field):
-    from tandem.eval.datasets import Fields
+def _problems(dataset, split, limit, question_field, answer_field, id_field, tests_field):
+    """The problems a command runs on, and the dataset record its output carries (name, split, and for a
+    local JSONL its path and field names)."""
+    from tandem.eval import datasets
+    from tandem.eval.runner import dataset_info
 
-    return Fields(question_field, answer_field, id_field, tests_field)
+    fields = datasets.Fields(question_field, answer_field, id_field, tests_field)
+    return datasets.load(dataset, split, limit, fields), dataset_info(dataset, split, fields)
 
 
 @app.command("eval")
@@ -282,8 +286,7 @@ def eval_(
 ):
     """Solve and grade a dataset; one JSON line per problem, resumable."""
     from tandem.config import build_config
-    from tandem.eval import datasets, shards
-    from tandem.eval.runner import dataset_info
+    from tandem.eval import shards
     from tandem.policies import get_policy
 
     try:
@@ -291,10 +294,9 @@ def eval_(
                            lrm_backend=lrm_backend, steer=_steer(steer), verifier_file=str(verifier) if verifier else None)
         get_policy(cfg.method)
         part = shards.parse(shard)
-        fields = _fields(question_field, answer_field, id_field, tests_field)
-        problems = shards.select(datasets.load(dataset, split, limit, fields), part)
+        problems, info = _problems(dataset, split, limit, question_field, answer_field, id_field, tests_field)
+        problems, info = shards.select(problems, part), info | shards.info(part)
         engine, _ = _load_engine(cfg, device, dtype)
-        info = dataset_info(dataset, split, fields) | shards.info(part)
         label = cfg.method + (f" [shard {shard}]" if part else "")
         errors = _eval_one(engine, problems, cfg, shards.path(out, part), info, workers, label)
     except USER_ERRORS as e:
@@ -324,8 +326,6 @@ def calibrate(
 ):
     """Run the SRM on calibration problems and build the SEAL and rank-filtered steering vectors."""
     from tandem.config import build_config
-    from tandem.eval import datasets
-    from tandem.eval.runner import dataset_info
     from tandem.steering.calibrate import calibrate as run_calibration
     from tandem.step_labels import StepLabeler
 
@@ -335,8 +335,7 @@ def calibrate(
 
         cfg = build_config(None, set_, method="srm", max_tokens=max_tokens, srm=srm)
         labeler = StepLabeler.from_file(labels) if labels else StepLabeler()
-        fields = _fields(question_field, answer_field, id_field, tests_field)
-        problems = datasets.load(dataset, split, limit, fields)
+        problems, info = _problems(dataset, split, limit, question_field, answer_field, id_field, tests_field)
         _quiet_transformers()
         with err.status("loading the SRM"):
             s = load_model(cfg.srm, "srm", device, dtype)
@@ -354,7 +353,7 @@ def calibrate(
 
         with _progress() as bar:
             task = bar.add_task("calibrating", total=len(problems), stats="")
-            vectors = run_calibration(engine, problems, out, cfg, layer, labeler, resume, dataset_info(dataset, split, fields) | {"limit": limit},
+            vectors = run_calibration(engine, problems, out, cfg, layer, labeler, resume, info | {"limit": limit},
                                       on_sample=lambda x: seen([x]), on_resumed=lambda xs: seen(xs, resumed=True))
     except USER_ERRORS as e:
         _fail(e)
@@ -393,8 +392,6 @@ def train_verifier(
 ):
     """Label MentorCollab divergences (by rollouts or by the LRM's preference), then train the MLP verifier."""
     from tandem.config import build_config
-    from tandem.eval import datasets
-    from tandem.eval.runner import dataset_info
     from tandem.verifier import check_labels, fit, label_problems
 
     try:
@@ -405,11 +402,10 @@ def train_verifier(
         cfg = build_config(None, set_, method="mentorcollab", seed=seed, max_tokens=max_tokens, srm=srm, lrm=lrm,
                            lrm_backend=lrm_backend)
         cfg.settings.verifier = "self"
-        fields = _fields(question_field, answer_field, id_field, tests_field)
-        problems = datasets.load(dataset, split, limit, fields)
+        problems, info = _problems(dataset, split, limit, question_field, answer_field, id_field, tests_field)
+        info |= {"limit": limit}  # a resumed run may label more problems (Parts)
         engine, _ = _load_engine(cfg, device, dtype)
         layer = engine.srm.resolve_layer(layer)
-        info = dataset_info(dataset, split, fields) | {"limit": limit}  # a resumed run may label more problems (Parts)
         tally = {"seen": 0, "labelled": 0, "lrm": 0}
 
         def done(n, y, problems_done=1, resumed=False):
@@ -470,8 +466,7 @@ def sweep(
 ):
     """Run every point of a methods x thresholds grid; resumable as a whole."""
     from tandem.config import parse_assignments
-    from tandem.eval import datasets, shards
-    from tandem.eval.runner import dataset_info
+    from tandem.eval import shards
     from tandem.eval.sweep import expand
     from tandem.policies import get_policy
 
@@ -485,9 +480,8 @@ def sweep(
         for _, cfg in points:
             get_policy(cfg.method)
         part = shards.parse(shard)
-        fields = _fields(question_field, answer_field, id_field, tests_field)
-        problems = shards.select(datasets.load(dataset, split, limit, fields), part)
-        info = dataset_info(dataset, split, fields) | shards.info(part)  # the same for every point and round
+        problems, info = _problems(dataset, split, limit, question_field, answer_field, id_field, tests_field)
+        problems, info = shards.select(problems, part), info | shards.info(part)  # info: the same for every point and round
         out.mkdir(parents=True, exist_ok=True)
         if config.resolve() != (out / "sweep.toml").resolve():  # a copy, which says what the command line changed
             said = ", ".join(f"{k} = {v!r}" for k, v in (run | overrides).items())

@@ -39,6 +39,8 @@ QUESTION_FIELD = typer.Option("question", help="JSONL field with the problem")
 ANSWER_FIELD = typer.Option("answer", help="JSONL field with the gold answer")
 ID_FIELD = typer.Option("id", help="JSONL field with the problem id")
 TESTS_FIELD = typer.Option("tests", help="JSONL field with code tests [{input, output}]")
+DEVICE = typer.Option("auto", help="auto (a CUDA GPU if there is one, else the CPU) | cpu | cuda | cuda:N")
+DTYPE = typer.Option("auto", help="auto (bfloat16 on a GPU, float32 on a CPU) | float32 | bfloat16 | float16")
 LRM_BACKEND = typer.Option(None, "--lrm-backend", help="hf (default) | llamacpp (in-process GGUF); a URL --lrm implies remote")
 SHARD = typer.Option(
     None, "--shard", help="K/N: solve every N-th problem from the K-th (one of N processes), into NAME.K-of-N.jsonl; "
@@ -120,8 +122,8 @@ def solve(
     lrm_backend: Optional[str] = LRM_BACKEND,
     steer: Optional[Path] = typer.Option(None, "--steer", help="steering vector file from `tandem calibrate` (SRM only)"),
     verifier: Optional[Path] = typer.Option(None, "--verifier", help="MentorCollab MLP verifier file (with --set verifier=mlp)"),
-    device: str = typer.Option("auto", help="auto | cpu | cuda[:N]"),
-    dtype: str = typer.Option("auto", help="auto | float32 | bfloat16 | float16"),
+    device: str = DEVICE,
+    dtype: str = DTYPE,
     as_json: bool = typer.Option(False, "--json", help="print one JSON document"),
 ):
     """Solve one problem with the SRM/LRM pair and show who wrote each step and why."""
@@ -275,8 +277,8 @@ def eval_(
     lrm_backend: Optional[str] = LRM_BACKEND,
     steer: Optional[Path] = typer.Option(None, "--steer", help="steering vector file from `tandem calibrate`"),
     verifier: Optional[Path] = typer.Option(None, "--verifier", help="MentorCollab MLP verifier file (with --set verifier=mlp)"),
-    device: str = typer.Option("auto"),
-    dtype: str = typer.Option("auto"),
+    device: str = DEVICE,
+    dtype: str = DTYPE,
     workers: int = typer.Option(1, min=1, help="problems in flight at once (use 1 for latency numbers)"),
     question_field: str = QUESTION_FIELD,
     answer_field: str = ANSWER_FIELD,
@@ -317,8 +319,8 @@ def calibrate(
     srm: Optional[str] = typer.Option(None),
     labels: Optional[Path] = typer.Option(None, help="TOML keyword rules for step labels (default: SEAL's)"),
     resume: bool = typer.Option(False, "--resume", help="continue an interrupted calibration"),
-    device: str = typer.Option("auto"),
-    dtype: str = typer.Option("auto"),
+    device: str = DEVICE,
+    dtype: str = DTYPE,
     question_field: str = QUESTION_FIELD,
     answer_field: str = ANSWER_FIELD,
     id_field: str = ID_FIELD,
@@ -383,8 +385,8 @@ def train_verifier(
     lrm: Optional[str] = typer.Option(None),
     lrm_backend: Optional[str] = LRM_BACKEND,
     resume: bool = typer.Option(False, "--resume", help="continue an interrupted labelling run (its labels live in OUT.parts/)"),
-    device: str = typer.Option("auto"),
-    dtype: str = typer.Option("auto"),
+    device: str = DEVICE,
+    dtype: str = DTYPE,
     question_field: str = QUESTION_FIELD,
     answer_field: str = ANSWER_FIELD,
     id_field: str = ID_FIELD,
@@ -442,8 +444,8 @@ def sweep(
     out: Path = typer.Option(..., "--out", "-o", help="folder: one eval file per point (re-run to resume)"),
     split: str = typer.Option("test"),
     limit: Optional[int] = typer.Option(None),
-    device: str = typer.Option("auto"),
-    dtype: str = typer.Option("auto"),
+    device: str = DEVICE,
+    dtype: str = DTYPE,
     workers: int = typer.Option(1, min=1),
     chunk: int = typer.Option(
         0, min=0,
@@ -579,8 +581,8 @@ def serve(
     steer: Optional[Path] = typer.Option(None, "--steer", help="default steering vector file"),
     workers: int = typer.Option(1, min=1, help="requests solved at once"),
     queue_size: int = typer.Option(16, min=0, help="requests waiting beyond the workers; more get 503"),
-    device: str = typer.Option("auto"),
-    dtype: str = typer.Option("auto"),
+    device: str = DEVICE,
+    dtype: str = DTYPE,
 ):
     """OpenAI-compatible server (/v1/chat/completions, /v1/completions, /metrics, a trace viewer at /)."""
     import uvicorn

@@ -38,3 +38,20 @@ def test_unknown_model_path_is_a_clear_cli_error(tmp_path):
 def test_bad_settings_exit_2():
     res = tandem("solve", "1+1?", "--set", "window=1")
     assert res.returncode == 2 and "window" in res.stderr
+
+
+def test_unknown_device_is_a_clear_cli_error_before_any_weights_load():
+    res = tandem("solve", "1+1?", "--device", "gpu")
+    assert res.returncode == 2 and "device must be auto, cpu, cuda or cuda:N, got 'gpu'" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_a_gpu_device_on_a_machine_without_one_is_refused_and_writes_nothing(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU")
+    out = tmp_path / "run.jsonl"
+    res = tandem("eval", "-d", "gsm8k", "--limit", "1", "-m", "srm", "-o", out, "--device", "cuda:0")
+    assert res.returncode == 2 and "no CUDA GPU that torch can use" in res.stderr and "--device cpu" in res.stderr
+    assert not out.exists()

@@ -23,10 +23,24 @@ class ModelLoadError(RuntimeError):
 
 
 def resolve_device(device: str = "auto") -> str:
+    """``auto`` is a CUDA GPU where there is one, else the CPU. A device torch does not know, or a GPU this
+    machine lacks, is refused here, before any weights are read, rather than by torch midway through a load."""
     import torch
 
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise ModelLoadError(f"device must be auto, cpu, cuda or cuda:N, got {device!r}") from None
+    if dev.type == "cuda":
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n == 0:
+            built = f"built with CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
+            raise ModelLoadError(f"device {device!r}: this machine has no CUDA GPU that torch can use "
+                                 f"(torch {torch.__version__}, {built}); use --device cpu or auto")
+        if dev.index is not None and dev.index >= n:
+            raise ModelLoadError(f"device {device!r}: this machine has {n} CUDA GPU(s), cuda:0 to cuda:{n - 1}")
     return device
 
 

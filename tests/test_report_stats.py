@@ -257,15 +257,15 @@ def test_pareto_points_name_the_machine_that_measured_them_when_there_are_severa
     """Latencies from two machines: the host note gives each a letter and the plot prints each run's
     letters beside its point (``[A/B]`` for a run resumed on the other one); from one machine, no letters."""
     from tandem.analysis.pareto import _point_text
-    from tandem.analysis.report import _host_letters, load_runs
+    from tandem.analysis.report import Machines, load_runs
 
     fast, slow = {"node": "vm", "boot": "aa", "cpus": 2, "cpu": "EPYC"}, {"node": "vm", "boot": "bb", "cpus": 2, "cpu": "EPYC"}
     for name, method, hosts in (("srm", "srm", [fast, fast]), ("lrm", "lrm", [fast, slow]), ("sr", "specreason", [slow, slow])):
         _write_run(tmp_path / f"{name}.jsonl", method, [True, False], accept=5)
         _add_to_records(tmp_path / f"{name}.jsonl", [{"host": h} for h in hosts])
     runs = load_runs([tmp_path])
-    assert _host_letters(runs, {"q0", "q1"}) == {"srm": "A", "lrm": "A/B", "sr": "B"}
-    assert _host_letters([r for r in runs if r.name != "sr"], {"q0"}) == {}  # srm's and lrm's first problems: one machine
+    assert Machines.of(runs, {"q0", "q1"}).letters() == {"srm": "A", "lrm": "A/B", "sr": "B"}
+    assert Machines.of([r for r in runs if r.name != "sr"], {"q0"}).letters() == {}  # srm's and lrm's first problems: one machine
     assert _point_text({"name": "sr", "method": "specreason", "note": "accept=5", "hosts": "B"}) == "accept=5 [B]"
     assert _point_text({"name": "srm", "method": "srm", "note": "-", "hosts": "A"}) == "[A]"
     assert _point_text({"name": "srm", "method": "srm", "note": "-", "hosts": ""}) == ""

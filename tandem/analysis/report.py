@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import statistics
+from dataclasses import dataclass
 from pathlib import Path
 
 from tandem.analysis.latex import to_latex
@@ -150,13 +151,12 @@ def ablation_table(correct: dict[str, dict[str, bool]], rows: list[dict], ids: l
 
 
 def summary(runs: list[Run], rows: list[dict], correct: dict[str, dict[str, bool]], ids: list[str],
-            baseline: str | None, title: str, seeds: list[list[Run]]) -> dict:
+            baseline: str | None, title: str, seeds: list[list[Run]], machines: Machines) -> dict:
     """The report's numbers as one JSON document (``report.json``), for a researcher's own tables and plots:
     per run the table's columns, its accuracy interval, its full settings and steering vector, each pairing
     the Markdown shows (against the SRM-only and LRM-only runs, and against ``baseline``), the problems
     solved on a loaded machine, and the machines that measured its latencies; and ``seeds`` (``seed_groups``)."""
     by_name = {r.name: r for r in runs}
-    per_host, _ = _latency_by_host(runs, set(ids))
     against = [b["name"] for b in (_baseline(rows, "srm"), _baseline(rows, "lrm")) if b]
     if baseline is not None and baseline not in against:
         against.append(baseline)
@@ -174,8 +174,7 @@ def summary(runs: list[Run], rows: list[dict], correct: dict[str, dict[str, bool
                    | {"solved": solved, "accuracy_ci95": list(wilson(solved, len(ids))) if ids else None,
                       "loaded_problems": row["loaded"], "path": str(run.path), "settings": run.settings,
                       "steer": run.header.get("steer"), "vs": vs,
-                      "machines": {h: {"problems": len(xs), "latency_s": statistics.fmean(xs)}
-                                   for h, xs in sorted(per_host[row["name"]].items())}})
+                      "machines": machines.of_run(row["name"])})
     accuracy = {x["name"]: x["accuracy"] for x in rows}
     groups = [{"runs": [r.name for r in g], "seeds": [r.header["config"].get("seed") for r in g],
                "accuracy_mean": statistics.fmean(accuracy[r.name] for r in g) if ids else None} for g in seeds]
@@ -235,41 +234,48 @@ def _host_label(h: dict | None) -> str:
     return f"{h.get('node')}{boot}: {processor(h)}, {h.get('cpus')} CPUs{bf16}"
 
 
-def _latency_by_host(runs: list[Run], ids: set[str]) -> tuple[dict[str, dict[str, list[float]]], dict[str, str]]:
-    """Each run's latencies grouped by the machine that measured them (run -> machine -> latencies), and a
-    letter for each machine (A, B, ... in the order of their labels)."""
-    per_run = {r.name: {} for r in runs}
-    for r in runs:
-        for rec in r.results:
-            if rec["id"] in ids:
-                per_run[r.name].setdefault(_host_label(rec.get("host")), []).append(rec["latency_s"])
-    hosts = sorted({h for lat in per_run.values() for h in lat})
-    return per_run, {h: chr(ord("A") + i) for i, h in enumerate(hosts)}
+@dataclass
+class Machines:
+    """Each run's latencies grouped by the machine that measured them (run -> machine label -> latencies),
+    and a letter for each machine (A, B, ... in the order of their labels): a resumed file may span
+    several machines, and a reader should compare runs on one."""
 
+    per_run: dict[str, dict[str, list[float]]]
+    letter: dict[str, str]
 
-def _host_letters(runs: list[Run], ids: set[str]) -> dict[str, str]:
-    """Run name -> the letters of the machines that measured its latencies (``A/D``), when the runs' latencies
-    come from more than one machine (else empty): the plot prints them beside each point, the report's
-    host note says which machine each letter is."""
-    per_run, names = _latency_by_host(runs, ids)
-    if len(names) < 2:
-        return {}
-    return {n: "/".join(sorted(names[h] for h in lat)) for n, lat in per_run.items()}
+    @classmethod
+    def of(cls, runs: list[Run], ids: set[str]) -> "Machines":
+        per_run = {r.name: {} for r in runs}
+        for r in runs:
+            for rec in r.results:
+                if rec["id"] in ids:
+                    per_run[r.name].setdefault(_host_label(rec.get("host")), []).append(rec["latency_s"])
+        hosts = sorted({h for lat in per_run.values() for h in lat})
+        return cls(per_run, {h: chr(ord("A") + i) for i, h in enumerate(hosts)})
 
+    def letters(self) -> dict[str, str]:
+        """Run name -> the letters of the machines that measured its latencies (``A/D``), when the runs'
+        latencies come from more than one machine (else empty): the plot prints them beside each point,
+        the note says which machine each letter is."""
+        if len(self.letter) < 2:
+            return {}
+        return {n: "/".join(sorted(self.letter[h] for h in lat)) for n, lat in self.per_run.items()}
 
-def _host_note(runs: list[Run], ids: set[str]) -> str:
-    """Latencies from more than one machine (a resumed file may span several): how many problems of each run
-    each machine measured and their mean latency there, so that a reader compares runs on one machine."""
-    per_run, names = _latency_by_host(runs, ids)
-    hosts = sorted(names)
-    if len(hosts) < 2:
-        return ""
-    machines = "; ".join(f"{names[h]} = {h}" for h in hosts)
-    shares = ", ".join(
-        f"{n} " + " / ".join(f"{names[h]} {len(xs)} ({statistics.fmean(xs):.1f} s)" for h, xs in sorted(lat.items()))
-        for n, lat in per_run.items()
-    )
-    return f"Latency measured on more than one machine: {machines}. Problems per machine (mean latency there): {shares}."
+    def note(self) -> str:
+        """With more than one machine: which machine each letter is, and how many problems of each run each
+        measured with their mean latency there."""
+        if len(self.letter) < 2:
+            return ""
+        machines = "; ".join(f"{x} = {h}" for h, x in sorted(self.letter.items()))
+        shares = ", ".join(
+            f"{n} " + " / ".join(f"{self.letter[h]} {len(xs)} ({statistics.fmean(xs):.1f} s)" for h, xs in sorted(lat.items()))
+            for n, lat in self.per_run.items()
+        )
+        return f"Latency measured on more than one machine: {machines}. Problems per machine (mean latency there): {shares}."
+
+    def of_run(self, name: str) -> dict[str, dict]:
+        """For report.json: each machine that measured ``name``, with its problems and mean latency."""
+        return {h: {"problems": len(xs), "latency_s": statistics.fmean(xs)} for h, xs in sorted(self.per_run[name].items())}
 
 
 def _processor_note(runs: list[Run], ids: set[str]) -> str:
@@ -358,13 +364,14 @@ def report(paths: list[str | Path], out: Path | None = None, limit: int | None =
     ids = common_ids(runs)  # the notes and the paired tables speak of the problems the table compares
     id_set = set(ids)
     busy = {r.name: _busy(r, id_set) for r in runs}
-    letters = _host_letters(runs, id_set)
+    machines = Machines.of(runs, id_set)
+    letters = machines.letters()
     for row in rows:  # the plot draws busy points hollow and prints the host letters beside each point
         row["loaded"] = busy[row["name"]][0]
         row["busy"] = row["loaded"] > busy[row["name"]][1] / 2
         row["hosts"] = letters.get(row["name"], "")
     seeds = seed_groups(runs)
-    notes = (_concurrency_note(runs, id_set), _host_note(runs, id_set), _processor_note(runs, id_set), _load_note(busy),
+    notes = (_concurrency_note(runs, id_set), machines.note(), _processor_note(runs, id_set), _load_note(busy),
              _speed_note(runs, id_set), _seed_note(seeds, rows, shared_settings(runs)))
     for note in notes:
         if note:
@@ -378,6 +385,6 @@ def report(paths: list[str | Path], out: Path | None = None, limit: int | None =
     title = f"{h['dataset'].get('name')} ({len(ids)} problems) · {_model(h, 'srm')} / {_model(h, 'lrm')}"
     (out / "report.md").write_text(f"# tandem report\n\n{title}\n\n{md}\n![pareto](pareto.png)\n")
     (out / "report.tex").write_text(to_latex(md, title))
-    (out / "report.json").write_text(json.dumps(summary(runs, rows, correct, ids, baseline, title, seeds), indent=1) + "\n")
+    (out / "report.json").write_text(json.dumps(summary(runs, rows, correct, ids, baseline, title, seeds, machines), indent=1) + "\n")
     pareto_plot(rows, out / "pareto.png", title)
     return out

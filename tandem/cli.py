@@ -39,6 +39,16 @@ QUESTION_FIELD = typer.Option("question", help="JSONL field with the problem")
 ANSWER_FIELD = typer.Option("answer", help="JSONL field with the gold answer")
 ID_FIELD = typer.Option("id", help="JSONL field with the problem id")
 TESTS_FIELD = typer.Option("tests", help="JSONL field with code tests [{input, output}]")
+METHOD_NAMES = ("rankguide", "glimprouter", "mentorcollab", "specreason", "srm", "lrm")  # a test checks this against the registry
+METHOD = typer.Option(None, "--method", "-m", help=" | ".join(METHOD_NAMES) + " (default rankguide)")
+CONFIG = typer.Option(None, "--config", help="TOML run config: method, seed, max_tokens, models and \\[settings]")
+SEED = typer.Option(None, help="random seed (default 0): MentorCollab's probes, sampling at temperature > 0")
+MAX_TOKENS = typer.Option(None, "--max-tokens", help="tokens both models may generate per problem (default 1024)")
+SRM = typer.Option(None, help="SRM: `embedded` (default), a local folder or a cached HF model id")
+LRM = typer.Option(
+    None, help="LRM: `embedded` (default), a local folder, a cached HF model id, or a server URL (http://host:port/v1\\[#model])",
+)
+LIMIT = typer.Option(None, help="the first N problems (default: all)")
 DEVICE = typer.Option("auto", help="auto (a CUDA GPU if there is one, else the CPU) | cpu | cuda | cuda:N")
 DTYPE = typer.Option("auto", help="auto (bfloat16 on a GPU, float32 on a CPU) | float32 | bfloat16 | float16")
 LRM_BACKEND = typer.Option(None, "--lrm-backend", help="hf (default) | llamacpp (in-process GGUF); a URL --lrm implies remote")
@@ -112,13 +122,13 @@ def models(as_json: bool = typer.Option(False, "--json", help="print JSON")):
 @app.command()
 def solve(
     question: str = typer.Argument(..., help="the problem to solve"),
-    method: Optional[str] = typer.Option(None, "--method", "-m", help="srm | lrm | glimprouter | rankguide"),
+    method: Optional[str] = METHOD,
     set_: list[str] = typer.Option([], "--set", help="NAME=VALUE setting, repeatable (te, tr1, tr2, window, eps, layer, ...)"),
-    config: Optional[Path] = typer.Option(None, "--config", help="TOML file with method, seed, max_tokens and [settings]"),
-    seed: Optional[int] = typer.Option(None, help="random seed (default 0)"),
-    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", help="total generated tokens (default 1024)"),
-    srm: Optional[str] = typer.Option(None, help="SRM: `embedded`, a local folder or a cached HF model id"),
-    lrm: Optional[str] = typer.Option(None, help="LRM: `embedded`, a local folder, a cached HF model id, or a server URL (http://host:port/v1[#model])"),
+    config: Optional[Path] = CONFIG,
+    seed: Optional[int] = SEED,
+    max_tokens: Optional[int] = MAX_TOKENS,
+    srm: Optional[str] = SRM,
+    lrm: Optional[str] = LRM,
     lrm_backend: Optional[str] = LRM_BACKEND,
     steer: Optional[Path] = typer.Option(None, "--steer", help="steering vector file from `tandem calibrate` (SRM only)"),
     verifier: Optional[Path] = typer.Option(None, "--verifier", help="MentorCollab MLP verifier file (with --set verifier=mlp)"),
@@ -266,14 +276,14 @@ def eval_(
     dataset: str = DATASET,
     out: Path = typer.Option(..., "--out", "-o", help="results JSONL (re-run the same command to resume)"),
     split: str = typer.Option("test", help="train | test"),
-    limit: Optional[int] = typer.Option(None, help="first N problems"),
-    method: Optional[str] = typer.Option(None, "--method", "-m"),
+    limit: Optional[int] = LIMIT,
+    method: Optional[str] = METHOD,
     set_: list[str] = typer.Option([], "--set", help="NAME=VALUE setting, repeatable"),
-    config: Optional[Path] = typer.Option(None, "--config", help="TOML run config"),
-    seed: Optional[int] = typer.Option(None),
-    max_tokens: Optional[int] = typer.Option(None, "--max-tokens"),
-    srm: Optional[str] = typer.Option(None),
-    lrm: Optional[str] = typer.Option(None),
+    config: Optional[Path] = CONFIG,
+    seed: Optional[int] = SEED,
+    max_tokens: Optional[int] = MAX_TOKENS,
+    srm: Optional[str] = SRM,
+    lrm: Optional[str] = LRM,
     lrm_backend: Optional[str] = LRM_BACKEND,
     steer: Optional[Path] = typer.Option(None, "--steer", help="steering vector file from `tandem calibrate`"),
     verifier: Optional[Path] = typer.Option(None, "--verifier", help="MentorCollab MLP verifier file (with --set verifier=mlp)"),
@@ -311,12 +321,12 @@ def eval_(
 def calibrate(
     dataset: str = DATASET,
     out: Path = typer.Option(..., "--out", "-o", help="vector file to write (.pt); work in progress lives in OUT.parts/"),
-    split: str = typer.Option("train", help="calibrate on train problems; evaluate on test"),
-    limit: Optional[int] = typer.Option(None),
+    split: str = typer.Option("train", help="train | test: calibrate on train problems, evaluate on test"),
+    limit: Optional[int] = LIMIT,
     layer: Optional[int] = typer.Option(None, help="steering layer (its input); default: the SRM's middle layer"),
     set_: list[str] = typer.Option([], "--set", help="NAME=VALUE: window, tr1, tr2, eps, dims (the rank filter), max_step_tokens, ..."),
-    max_tokens: Optional[int] = typer.Option(None, "--max-tokens"),
-    srm: Optional[str] = typer.Option(None),
+    max_tokens: Optional[int] = MAX_TOKENS,
+    srm: Optional[str] = SRM,
     labels: Optional[Path] = typer.Option(None, help="TOML keyword rules for step labels (default: SEAL's)"),
     resume: bool = typer.Option(False, "--resume", help="continue an interrupted calibration"),
     device: str = DEVICE,
@@ -373,16 +383,16 @@ def calibrate(
 def train_verifier(
     dataset: str = DATASET,
     out: Path = typer.Option(..., "--out", "-o", help="verifier file to write (.pt)"),
-    split: str = typer.Option("train"),
-    limit: Optional[int] = typer.Option(None),
+    split: str = typer.Option("train", help="train | test: train the verifier on train problems, evaluate on test"),
+    limit: Optional[int] = LIMIT,
     layer: Optional[int] = typer.Option(None, help="SRM layer whose input is the feature (default: middle)"),
     labels: str = typer.Option("rollout", "--labels", help="rollout: grade the SRM's rollout of each option (ties dropped); "
                                "lrm: the LRM's preference between the options, asked in both orders"),
     set_: list[str] = typer.Option([], "--set", help="MentorCollab settings for the labelling runs (probe_rate, lookahead, ...)"),
-    max_tokens: Optional[int] = typer.Option(None, "--max-tokens"),
-    seed: Optional[int] = typer.Option(None),
-    srm: Optional[str] = typer.Option(None),
-    lrm: Optional[str] = typer.Option(None),
+    max_tokens: Optional[int] = MAX_TOKENS,
+    seed: Optional[int] = SEED,
+    srm: Optional[str] = SRM,
+    lrm: Optional[str] = LRM,
     lrm_backend: Optional[str] = LRM_BACKEND,
     resume: bool = typer.Option(False, "--resume", help="continue an interrupted labelling run (its labels live in OUT.parts/)"),
     device: str = DEVICE,
@@ -440,20 +450,20 @@ def train_verifier(
 @app.command()
 def sweep(
     dataset: str = DATASET,
-    config: Path = typer.Option(..., "--config", help="sweep TOML ([[grid]] tables; see sweeps/paper-grid.toml)"),
+    config: Path = typer.Option(..., "--config", help="sweep TOML (\\[\\[grid]] tables; see sweeps/paper-grid.toml)"),
     out: Path = typer.Option(..., "--out", "-o", help="folder: one eval file per point (re-run to resume)"),
-    split: str = typer.Option("test"),
-    limit: Optional[int] = typer.Option(None),
+    split: str = typer.Option("test", help="train | test"),
+    limit: Optional[int] = LIMIT,
     device: str = DEVICE,
     dtype: str = DTYPE,
-    workers: int = typer.Option(1, min=1),
+    workers: int = typer.Option(1, min=1, help="problems in flight at once (use 1 for latency numbers)"),
     chunk: int = typer.Option(
         0, min=0,
         help="round-robin: every point solves the next N problems before any goes further, so a sweep "
         "stopped at any time leaves all points on the same problems (0: one point after another)",
     ),
     shard: Optional[str] = SHARD,
-    set_: list[str] = typer.Option([], "--set", help="NAME=VALUE, repeatable: replaces the file's [settings] value for every point"),
+    set_: list[str] = typer.Option([], "--set", help="NAME=VALUE, repeatable: replaces the file's \\[settings] value for every point"),
     seed: Optional[int] = typer.Option(None, help="replaces the file's seed"),
     max_tokens: Optional[int] = typer.Option(None, "--max-tokens", help="replaces the file's max_tokens"),
     srm: Optional[str] = typer.Option(None, help="replaces the file's SRM"),
@@ -570,13 +580,13 @@ def compare(
 @app.command()
 def serve(
     host: str = typer.Option("127.0.0.1", help="bind address (loopback by default)"),
-    port: int = typer.Option(8000),
+    port: int = typer.Option(8000, help="port to listen on"),
     method: Optional[str] = typer.Option(None, "--method", "-m", help="default method (requests may choose another)"),
     set_: list[str] = typer.Option([], "--set", help="default NAME=VALUE settings"),
-    config: Optional[Path] = typer.Option(None, "--config"),
+    config: Optional[Path] = CONFIG,
     max_tokens: Optional[int] = typer.Option(None, "--max-tokens", help="default token budget per request"),
-    srm: Optional[str] = typer.Option(None),
-    lrm: Optional[str] = typer.Option(None),
+    srm: Optional[str] = SRM,
+    lrm: Optional[str] = LRM,
     lrm_backend: Optional[str] = LRM_BACKEND,
     steer: Optional[Path] = typer.Option(None, "--steer", help="default steering vector file"),
     workers: int = typer.Option(1, min=1, help="requests solved at once"),

@@ -34,5 +34,6 @@ def test_every_option_help_text_is_shown_whole(monkeypatch):
 def test_the_method_option_names_every_registered_method():
     from tandem.policies import registry
 
-    assert set(METHOD_NAMES) == set(registry.POLICIES)
+    shipped = {name for name, cls in registry.POLICIES.items() if cls.__module__.startswith("tandem.policies.")}
+    assert set(METHOD_NAMES) == shipped  # other tests register policies of their own
     assert all(m in tandem("eval", "--help").stdout for m in METHOD_NAMES)

@@ -16,9 +16,10 @@ from rich.text import Text
 from tandem.backends.embedded import EmbeddedError
 from tandem.backends.loading import ModelLoadError
 from tandem.backends.remote import RemoteError
-from tandem.config import ConfigError
+from tandem.config import ConfigError, RunConfig
 from tandem.eval.datasets import DatasetError
 from tandem.eval.runner import EvalError
+from tandem.policies import POLICIES
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 out = Console()
@@ -39,14 +40,14 @@ QUESTION_FIELD = typer.Option("question", help="JSONL field with the problem")
 ANSWER_FIELD = typer.Option("answer", help="JSONL field with the gold answer")
 ID_FIELD = typer.Option("id", help="JSONL field with the problem id")
 TESTS_FIELD = typer.Option("tests", help="JSONL field with code tests [{input, output}]")
-METHOD_NAMES = ("rankguide", "glimprouter", "mentorcollab", "specreason", "srm", "lrm")  # a test checks this against the registry
-METHOD = typer.Option(None, "--method", "-m", help=" | ".join(METHOD_NAMES) + " (default rankguide)")
+_DEFAULT = {name: field.default for name, field in RunConfig.model_fields.items()}  # what an option left out means
+METHOD = typer.Option(None, "--method", "-m", help=" | ".join(POLICIES) + f" (default {_DEFAULT['method']})")
 CONFIG = typer.Option(None, "--config", help="TOML run config: method, seed, max_tokens, models and \\[settings]")
-SEED = typer.Option(None, help="random seed (default 0): MentorCollab's probes, sampling at temperature > 0")
-MAX_TOKENS = typer.Option(None, "--max-tokens", help="tokens both models may generate per problem (default 1024)")
-SRM = typer.Option(None, help="SRM: `embedded` (default), a local folder or a cached HF model id")
+SEED = typer.Option(None, help=f"random seed (default {_DEFAULT['seed']}): MentorCollab's probes, sampling at temperature > 0")
+MAX_TOKENS = typer.Option(None, "--max-tokens", help=f"tokens both models may generate per problem (default {_DEFAULT['max_tokens']})")
+SRM = typer.Option(None, help=f"SRM: `{_DEFAULT['srm']}` (default), a local folder or a cached HF model id")
 LRM = typer.Option(
-    None, help="LRM: `embedded` (default), a local folder, a cached HF model id, or a server URL (http://host:port/v1\\[#model])",
+    None, help=f"LRM: `{_DEFAULT['lrm']}` (default), a local folder, a cached HF model id, or a server URL (http://host:port/v1\\[#model])",
 )
 LIMIT = typer.Option(None, help="the first N problems (default: all)")
 DEVICE = typer.Option("auto", help="auto (a CUDA GPU if there is one, else the CPU) | cpu | cuda | cuda:N")

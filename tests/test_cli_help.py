@@ -11,7 +11,7 @@ import re
 from cli_in_process import tandem
 from typer.main import get_command
 
-from tandem.cli import METHOD_NAMES, app
+from tandem.cli import app
 
 
 def test_every_option_help_text_is_shown_whole(monkeypatch):
@@ -34,6 +34,7 @@ def test_every_option_help_text_is_shown_whole(monkeypatch):
 def test_the_method_option_names_every_registered_method():
     from tandem.policies import registry
 
+    # the policies tandem ships: other tests register policies of their own
     shipped = {name for name, cls in registry.POLICIES.items() if cls.__module__.startswith("tandem.policies.")}
-    assert set(METHOD_NAMES) == shipped  # other tests register policies of their own
-    assert all(m in tandem("eval", "--help").stdout for m in METHOD_NAMES)
+    assert {"srm", "lrm", "glimprouter", "rankguide", "specreason", "mentorcollab"} <= shipped
+    assert all(m in tandem("eval", "--help").stdout for m in shipped)

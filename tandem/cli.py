@@ -232,14 +232,18 @@ class _Tally:
         self.n = self.correct = 0
         self.latency = 0.0
 
-    def add(self, recs: list[dict], resumed: bool = False) -> str:
-        """Records in one step: those a resumed file already held make one log line, not one each."""
+    def add(self, recs: list[dict]) -> str:
         for rec in recs:
             self.n += 1
             self.correct += bool(rec["correct"])
             self.latency += rec["latency_s"]
-        stats = f"acc {self.correct / self.n:.1%} · {self.latency / self.n:.1f} s/problem"
-        return f"{stats} · {len(recs)} from the file" if resumed else stats
+        return f"acc {self.correct / self.n:.1%} · {self.latency / self.n:.1f} s/problem"
+
+
+def _advance(bar, task, n: int, stats: str, resumed_from: str | None = None):
+    """Move a bar on by ``n`` problems. The ones a resumed run read back (from "the file", "the folder")
+    come in one step, so they make one log line that says so, not one line each."""
+    bar.update(task, advance=n, stats=stats + (f" · {n} from {resumed_from}" if resumed_from else ""))
 
 
 def _eval_one(engine, problems, cfg, out: Path, dataset: dict, workers: int, label: str):
@@ -251,8 +255,8 @@ def _eval_one(engine, problems, cfg, out: Path, dataset: dict, workers: int, lab
         task = bar.add_task(label, total=len(problems), stats="")
         records, errors = run_eval(
             engine, problems, cfg, ResultsFile(out), header, workers,
-            on_result=lambda r: bar.update(task, advance=1, stats=tally.add([r])),
-            on_resumed=lambda recs: bar.update(task, advance=len(recs), stats=tally.add(recs, resumed=True)),
+            on_result=lambda r: _advance(bar, task, 1, tally.add([r])),
+            on_resumed=lambda recs: _advance(bar, task, len(recs), tally.add(recs), "the file"),
         )
     n = len(records)
     acc = sum(r["correct"] for r in records) / n if n else 0.0
@@ -262,14 +266,16 @@ def _eval_one(engine, problems, cfg, out: Path, dataset: dict, workers: int, lab
     return errors
 
 
-def _problems(dataset, split, limit, question_field, answer_field, id_field, tests_field):
-    """The problems a command runs on, and the dataset record its output carries (name, split, and for a
-    local JSONL its path and field names)."""
-    from tandem.eval import datasets
+def _problems(dataset, split, limit, question_field, answer_field, id_field, tests_field, shard=None):
+    """The problems a command runs on (with ``shard``, a parsed ``--shard``: this process's part of them),
+    and the dataset record its output carries (name, split, the shard, and for a local JSONL its path and
+    field names)."""
+    from tandem.eval import datasets, shards
     from tandem.eval.runner import dataset_info
 
     fields = datasets.Fields(question_field, answer_field, id_field, tests_field)
-    return datasets.load(dataset, split, limit, fields), dataset_info(dataset, split, fields)
+    problems = shards.select(datasets.load(dataset, split, limit, fields), shard)
+    return problems, dataset_info(dataset, split, fields) | shards.info(shard)
 
 
 @app.command("eval")
@@ -307,8 +313,7 @@ def eval_(
                            lrm_backend=lrm_backend, steer=_steer(steer), verifier_file=str(verifier) if verifier else None)
         get_policy(cfg.method)
         part = shards.parse(shard)
-        problems, info = _problems(dataset, split, limit, question_field, answer_field, id_field, tests_field)
-        problems, info = shards.select(problems, part), info | shards.info(part)
+        problems, info = _problems(dataset, split, limit, question_field, answer_field, id_field, tests_field, part)
         engine, _ = _load_engine(cfg, device, dtype)
         label = cfg.method + (f" [shard {shard}]" if part else "")
         errors = _eval_one(engine, problems, cfg, shards.path(out, part), info, workers, label)
@@ -355,19 +360,19 @@ def calibrate(
         engine = Engine(s, s)  # the srm method never calls the LRM: no need to load it
         tally = {"n": 0, "correct": 0, "steps": 0, "valid": 0}
 
-        def seen(samples, resumed=False):
+        def seen(samples, resumed_from=None):
             for sample in samples:
                 tally["n"] += 1
                 tally["correct"] += sample.correct
                 tally["steps"] += len(sample.labels)
                 tally["valid"] += sum(lab != "execution" for lab in sample.labels)
             stats = f"acc {tally['correct'] / tally['n']:.1%} · {tally['steps']} steps, {tally['valid']} reflection/transition"
-            bar.update(task, advance=len(samples), stats=stats + (f" · {len(samples)} from the folder" if resumed else ""))
+            _advance(bar, task, len(samples), stats, resumed_from)
 
         with _progress() as bar:
             task = bar.add_task("calibrating", total=len(problems), stats="")
             vectors = run_calibration(engine, problems, out, cfg, layer, labeler, resume, info | {"limit": limit},
-                                      on_sample=lambda x: seen([x]), on_resumed=lambda xs: seen(xs, resumed=True))
+                                      on_sample=lambda x: seen([x]), on_resumed=lambda xs: seen(xs, "the folder"))
     except USER_ERRORS as e:
         _fail(e)
     m = vectors.meta
@@ -421,17 +426,17 @@ def train_verifier(
         layer = engine.srm.resolve_layer(layer)
         tally = {"seen": 0, "labelled": 0, "lrm": 0}
 
-        def done(n, y, problems_done=1, resumed=False):
+        def done(n, y, problems_done=1, resumed_from=None):
             tally["seen"] += n
             tally["labelled"] += len(y)
             tally["lrm"] += int(y.sum())
             stats = f"{tally['seen']} divergences, {tally['labelled']} labelled ({tally['lrm']} LRM-better)"
-            bar.update(task, advance=problems_done, stats=stats + (f" · {problems_done} from the folder" if resumed else ""))
+            _advance(bar, task, problems_done, stats, resumed_from)
 
         with _progress() as bar:
             task = bar.add_task("labelling divergences", total=len(problems), stats="")
             x, y, groups, seen = label_problems(engine, problems, out, cfg, layer, labels, resume, info, done,
-                                                on_resumed=lambda k, n, y: done(n, y, k, resumed=True))
+                                                on_resumed=lambda k, n, y: done(n, y, k, "the folder"))
         meta = {"model": engine.srm.name, "fingerprint": engine.srm.fingerprint, "hidden_size": engine.srm.hidden_size,
                 "layer": layer, "divergences": seen, "labels": labels, "dataset": info, "config": cfg.model_dump()}
         verifier = fit(x, y, meta, groups=groups)
@@ -493,8 +498,8 @@ def sweep(
         for _, cfg in points:
             get_policy(cfg.method)
         part = shards.parse(shard)
-        problems, info = _problems(dataset, split, limit, question_field, answer_field, id_field, tests_field)
-        problems, info = shards.select(problems, part), info | shards.info(part)  # info: the same for every point and round
+        # info: the same for every point and round
+        problems, info = _problems(dataset, split, limit, question_field, answer_field, id_field, tests_field, part)
         out.mkdir(parents=True, exist_ok=True)
         if config.resolve() != (out / "sweep.toml").resolve():  # a copy, which says what the command line changed
             said = ", ".join(f"{k} = {v!r}" for k, v in (run | overrides).items())

@@ -1,8 +1,10 @@
 """The eval runner, resume, sweeps, reports and analysis, on tiny random models and real files."""
 
+import contextlib
 import json
 import subprocess
 import sys
+import warnings
 from dataclasses import asdict
 
 import pytest
@@ -30,6 +32,14 @@ def _cfg(**kw):
 def _eval(engine, problems, cfg, path, **kw):
     header = make_header(engine, cfg, {"name": "p", "split": "test"})
     return run_eval(engine, problems, cfg, ResultsFile(path), header, **kw)
+
+
+@contextlib.contextmanager
+def _must_not_warn(category):
+    """A warning of ``category`` inside the block fails the test."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", category)
+        yield
 
 
 def test_eval_writes_header_and_records_and_resumes(tiny_pair, problems_file, tmp_path):
@@ -178,26 +188,63 @@ def test_records_say_where_and_under_what_load_they_were_measured(tiny_pair, pro
 def test_resuming_on_another_processor_warns_that_texts_may_mix(tiny_pair, problems_file, tmp_path):
     """Greedy texts repeat on one processor model, not across models: resuming records computed on another
     warns (here the other processor is written into the records by hand); resuming on this one does not."""
-    import warnings
-
     from tandem.hardware import OtherProcessorWarning
 
     engine = Engine(*tiny_pair)
     problems = load(str(problems_file))
     out = tmp_path / "run.jsonl"
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", OtherProcessorWarning)
+    with _must_not_warn(OtherProcessorWarning):
         _eval(engine, problems[:2], _cfg(), out)
         _eval(engine, problems[:2], _cfg(), out)  # same processor: no warning
     header, *lines = out.read_text().splitlines()
     other = [json.dumps(dict(r, host=dict(r["host"], cpu="Other CPU 9000"))) for r in map(json.loads, lines[:1])]
     out.write_text("\n".join([header] + other + lines[1:]) + "\n")
-    with warnings.catch_warnings():  # nothing left to solve: nothing to mix, no warning
-        warnings.simplefilter("error", OtherProcessorWarning)
+    with _must_not_warn(OtherProcessorWarning):  # nothing left to solve: nothing to mix, no warning
         _eval(engine, problems[:2], _cfg(), out)
     with pytest.warns(OtherProcessorWarning, match=r"finished problems in it were computed on Other CPU 9000, this machine is"):
         records, errors = _eval(engine, problems, _cfg(), out)
     assert not errors and [r["id"] for r in records] == ["q0", "q1", "q2"]
+
+
+def test_records_resumed_under_other_versions_name_them(tiny_pair, problems_file, tmp_path):
+    """The header speaks for the run that began a file: records added by a resumed run under another git commit
+    carry it (no warning), under another library version too (with a warning); report names such runs."""
+    from tandem.analysis.report import report
+    from tandem.eval.runner import OtherVersionsWarning, versions
+
+    engine = Engine(*tiny_pair)
+    problems = load(str(problems_file))
+    out = tmp_path / "run.jsonl"
+    with _must_not_warn(OtherVersionsWarning):
+        _eval(engine, problems[:1], _cfg(), out)
+        _eval(engine, problems[:2], _cfg(), out)  # the same code: the records say nothing more
+    header, *lines = out.read_text().splitlines()
+    assert not any("versions" in json.loads(x) for x in lines)
+    md = (report([out], tmp_path / "rep") / "report.md").read_text()
+    assert "other versions" not in md
+
+    def rewrite(**old):
+        h = json.loads(header)
+        h["versions"] |= old
+        out.write_text("\n".join([json.dumps(h)] + lines) + "\n")
+
+    now = versions()
+    rewrite(git="0" * 40)  # a commit since: recorded, no warning
+    with _must_not_warn(OtherVersionsWarning):
+        _eval(engine, problems[:3], _cfg(), out)
+    added = json.loads(out.read_text().splitlines()[-1])
+    assert added["id"] == "q2" and added["versions"] == {"git": now["git"]}
+
+    rewrite(torch="1.0.0", git="0" * 40)  # a torch upgrade since: recorded, and warned of
+    with pytest.warns(OtherVersionsWarning, match=r"run\.jsonl was begun with other versions than this run's \(torch 1\.0\.0 -> "):
+        _eval(engine, problems, _cfg(), out)
+    added = json.loads(out.read_text().splitlines()[-1])
+    assert added["id"] == "q2" and added["versions"] == {"torch": now["torch"], "git": now["git"]}
+    md = (report([out], tmp_path / "rep") / "report.md").read_text()
+    assert "Records computed under other versions than their file's header records" in md
+    assert "run (1 of 3: git, torch)" in md
+    with _must_not_warn(OtherVersionsWarning):  # nothing left to solve: nothing added, no warning
+        _eval(engine, problems, _cfg(), out)
 
 
 def test_host_label_names_machine_boot_processor_and_bf16():

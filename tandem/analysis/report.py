@@ -293,6 +293,21 @@ def _processor_note(runs: list[Run], ids: set[str]) -> str:
             "`tandem compare A.jsonl B.jsonl` shows where two runs part.")
 
 
+def _versions_note(runs: list[Run], ids: set[str]) -> str:
+    """Runs with records computed under other code than their file's header records (a file resumed after an
+    update): a reader comparing such a run with another should know which of its numbers the header speaks for."""
+    marks = []
+    for r in runs:
+        recs = [rec for rec in r.results if rec["id"] in ids]
+        other = [rec["versions"] for rec in recs if rec.get("versions")]
+        if other:
+            marks.append(f"{r.name} ({len(other)} of {len(recs)}: {', '.join(sorted({k for v in other for k in v}))})")
+    if not marks:
+        return ""
+    return ("Records computed under other versions than their file's header records (a file resumed after an update; "
+            "each such record's `versions` names what differed): " + "; ".join(marks) + ".")
+
+
 STEAL_BUSY = 0.2  # a problem during which the hypervisor took more than this share of the CPUs' time
 
 
@@ -371,8 +386,8 @@ def report(paths: list[str | Path], out: Path | None = None, limit: int | None =
         row["busy"] = row["loaded"] > busy[row["name"]][1] / 2
         row["hosts"] = letters.get(row["name"], "")
     seeds = seed_groups(runs)
-    notes = (_concurrency_note(runs, id_set), machines.note(), _processor_note(runs, id_set), _load_note(busy),
-             _speed_note(runs, id_set), _seed_note(seeds, rows, shared_settings(runs)))
+    notes = (_concurrency_note(runs, id_set), machines.note(), _processor_note(runs, id_set), _versions_note(runs, id_set),
+             _load_note(busy), _speed_note(runs, id_set), _seed_note(seeds, rows, shared_settings(runs)))
     for note in notes:
         if note:
             md += "\n" + note + "\n"

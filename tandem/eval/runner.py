@@ -18,7 +18,9 @@ forward at a time; a remote LRM serves them concurrently). Only the main thread
 writes the file. For latency numbers use one worker. Each record says how it
 was measured: ``workers`` (problems in flight), ``host`` (the machine),
 ``finished`` (UTC time) and ``load`` (the 1-minute load average then), so a
-report can tell which latencies shared the machine or came from another one.
+report can tell which latencies shared the machine or came from another one;
+and, when a resumed run's code differs from the one the header records,
+``versions`` (what differs: the git commit, a library's version).
 """
 
 from __future__ import annotations
@@ -135,14 +137,15 @@ class ResultsFile:
             good += len(raw) + 1
         return header, results, good
 
-    def open(self, header: dict) -> dict[str, dict]:
-        """Start or resume; returns the finished results by id."""
+    def open(self, header: dict) -> tuple[dict, dict[str, dict]]:
+        """Start or resume; returns the file's header (``header`` for a new file) and the finished
+        results by id."""
         old, results, good = self.read()
         if old is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with open(self.path, "w", encoding="utf-8") as f:
                 f.write(json.dumps(header, ensure_ascii=False) + "\n")
-            return {}
+            return header, {}
         diff = differences(old, header)
         if diff:
             raise EvalError(
@@ -152,7 +155,7 @@ class ResultsFile:
         if good < self.path.stat().st_size:  # cut a half-written last line left by a crash
             with open(self.path, "r+b") as f:
                 f.truncate(good)
-        return {r["id"]: r for r in results}
+        return old, {r["id"]: r for r in results}
 
     def append(self, record: dict) -> None:
         with open(self.path, "a", encoding="utf-8") as f:
@@ -192,6 +195,22 @@ def _upgrade_models(old: dict | None, new: dict | None) -> dict | None:
 
 def canonical(x) -> str:
     return json.dumps(x, sort_keys=True)
+
+
+LIBRARIES = ("tandem", "python", "torch", "transformers", "llama_cpp")  # versions whose change can change the outputs
+
+
+class OtherVersionsWarning(RuntimeWarning):
+    """A file resumed under other library versions than the ones its header records."""
+
+
+def version_changes(file_header: dict, header: dict) -> dict:
+    """The entries of this run's ``versions`` (tandem, torch, the git commit, ...) that differ from the
+    ones in the header of the file it resumes. The header speaks for the run that began the file, so the
+    records a resumed run adds carry these (their ``versions``) and a report can say which records came
+    from other code."""
+    old = file_header.get("versions") or {}
+    return {k: v for k, v in (header.get("versions") or {}).items() if old.get(k) != v}
 
 
 def solve_problem(engine, problem: Problem, config: RunConfig) -> dict:
@@ -244,11 +263,13 @@ def run_eval(
     of new work only the first).
     """
     problems = list(problems)
-    done = results.open(header)
+    file_header, done = results.open(header)
     machine = host()
     todo = [p for p in problems if p.id not in done]
+    changed = version_changes(file_header, header)
     if todo:
         _warn_if_other_processor(results.path, done.values(), machine)
+        _warn_if_other_libraries(results.path, file_header, changed)
     errors: dict[str, str] = {}
     resumed = [done[p.id] for p in problems if p.id in done]
     if on_resumed and resumed:
@@ -282,6 +303,8 @@ def run_eval(
                     rec["host"] = machine
                     rec["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
                     rec["load"] = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
+                    if changed:  # resumed under other code than the header records: say which
+                        rec["versions"] = changed
                     results.append(rec)
                     done[p.id] = rec
                     if on_result:
@@ -310,6 +333,23 @@ def _warn_if_other_processor(path: Path, records: Iterable[dict], machine: dict)
             f"{processor(machine)}. Greedy texts repeat byte for byte on one processor model, not across models "
             "(RESULTS.md), so this file will mix texts from both; write to another --out to keep them apart.",
             OtherProcessorWarning,
+            stacklevel=3,
+        )
+
+
+def _warn_if_other_libraries(path: Path, file_header: dict, changed: dict) -> None:
+    """Resuming a file under other library versions (an upgrade between two runs of one command): the
+    new records may differ from what the old versions would have computed. A new git commit alone does
+    not warn (a developer's every commit would); the records still name it."""
+    libs = [k for k in LIBRARIES if k in changed]
+    if libs:
+        old = file_header.get("versions") or {}
+        said = ", ".join(f"{k} {old.get(k) or 'none'} -> {changed[k]}" for k in libs)
+        warnings.warn(
+            f"{path} was begun with other versions than this run's ({said}); the records added now name "
+            "theirs (their 'versions'), and may differ from what the old versions would have computed. "
+            "Write to another --out to keep the two apart.",
+            OtherVersionsWarning,
             stacklevel=3,
         )
 

@@ -595,6 +595,9 @@ def serve(
     lrm: Optional[str] = LRM,
     lrm_backend: Optional[str] = LRM_BACKEND,
     steer: Optional[Path] = typer.Option(None, "--steer", help="default steering vector file"),
+    steer_dir: Optional[Path] = typer.Option(
+        None, "--steer-dir", help="folder of steering vectors (.pt) that requests may name by file name "
+        "(\"steer\": \"NAME.pt\"); without it a request cannot choose one"),
     workers: int = typer.Option(1, min=1, help="requests solved at once"),
     queue_size: int = typer.Option(16, min=0, help="requests waiting beyond the workers; more get 503"),
     device: str = DEVICE,
@@ -608,15 +611,20 @@ def serve(
     from tandem.server.app import TandemServer, create_app
 
     try:
+        if steer_dir is not None and not steer_dir.is_dir():
+            raise SteeringError(f"--steer-dir {steer_dir}: not a folder")
         cfg = build_config(config, set_, method=method, max_tokens=max_tokens, srm=srm, lrm=lrm, lrm_backend=lrm_backend,
                            steer=_steer(steer))
         get_policy(cfg.method)
         engine, load_s = _load_engine(cfg, device, dtype)
         engine.steering(cfg)
+        server = TandemServer(engine, cfg, workers, queue_size, steer_dir)
     except USER_ERRORS as e:
         _fail(e)
-    err.print(f"models loaded in {load_s:.1f} s; serving on http://{host}:{port} (default method {cfg.method})")
-    uvicorn.run(create_app(TandemServer(engine, cfg, workers, queue_size)), host=host, port=port, log_level="warning")
+    names = ", ".join(server.steer_vectors()) or "none yet"
+    vectors = f"; requests may name the steering vectors in {steer_dir} ({names})" if steer_dir else ""
+    err.print(f"models loaded in {load_s:.1f} s; serving on http://{host}:{port} (default method {cfg.method}){vectors}")
+    uvicorn.run(create_app(server), host=host, port=port, log_level="warning")
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -55,3 +55,10 @@ def test_a_gpu_device_on_a_machine_without_one_is_refused_and_writes_nothing(tmp
     res = tandem("eval", "-d", "gsm8k", "--limit", "1", "-m", "srm", "-o", out, "--device", "cuda:0")
     assert res.returncode == 2 and "no CUDA GPU that torch can use" in res.stderr and "--device cpu" in res.stderr
     assert not out.exists()
+
+
+def test_serve_with_a_steer_dir_that_is_no_folder_exits_2_before_loading(tmp_path):
+    res = tandem("serve", "--steer-dir", tmp_path / "missing", "--srm", tmp_path / "nope")
+    said = " ".join(res.stderr.split())  # rich wraps long paths
+    assert res.returncode == 2 and f"--steer-dir {tmp_path / 'missing'}: not a folder" in said
+    assert "cannot load" not in res.stderr  # refused before the (here unloadable) models

@@ -16,7 +16,7 @@ import uvicorn
 from tandem.config import RunConfig, Settings
 from tandem.engine import Engine
 from tandem.server.app import TandemServer, create_app
-from tests_helpers import ensure_alternate  # noqa: F401 - registers "test-alternate" (both writers in one run)
+from tests_helpers import ensure_alternate, vector_file  # noqa: F401 - registers "test-alternate" (both writers in one run)
 
 QUESTIONS = ["What is 2 + 3?", "How many legs do 3 cats have?", "What is 10 - 7?", "A baker sells 48 cookies."]
 
@@ -28,10 +28,10 @@ def _free_port() -> int:
 
 
 class Running:
-    def __init__(self, pair, workers=1, queue_size=32, max_tokens=24):
+    def __init__(self, pair, workers=1, queue_size=32, max_tokens=24, steer_dir=None):
         self.engine = Engine(*pair)
         self.base = RunConfig(method="rankguide", max_tokens=max_tokens, settings=Settings(window=2, max_step_tokens=6))
-        self.ts = TandemServer(self.engine, self.base, workers, queue_size)
+        self.ts = TandemServer(self.engine, self.base, workers, queue_size, steer_dir)
         port = _free_port()
         self.url = f"http://127.0.0.1:{port}"
         self.server = uvicorn.Server(uvicorn.Config(create_app(self.ts), host="127.0.0.1", port=port, log_level="warning"))
@@ -109,12 +109,43 @@ def test_models_health_metrics(srv, client):
         ({"messages": [{"role": "user", "content": "hi"}], "settings": {"tee": 1}}, 400, "unknown setting 'tee'"),
         ({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 50_000}, 400, "exceeds the context length"),
         ({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 0}, 422, "max_tokens"),
-        ({"messages": [{"role": "user", "content": "hi"}], "steer": "/no/such.pt"}, 400, "not found"),
+        ({"messages": [{"role": "user", "content": "hi"}], "steer": "/no/such.pt"}, 400, "takes no steering vector from requests"),
     ],
 )
 def test_bad_requests_get_clear_4xx(srv, body, status, words):
     r = httpx.post(f"{srv.url}/v1/chat/completions", json=body)
     assert r.status_code == status and words in r.json()["error"]["message"]
+
+
+def test_requests_name_steering_vectors_in_the_servers_folder_only(tiny_pair, tmp_path):
+    """A request's `steer` is a file name in --steer-dir: that vector steers the SRM; a path, or a name the
+    folder lacks, is refused before any work, naming the vectors there (and no other file of the server)."""
+    folder = tmp_path / "vectors"
+    folder.mkdir()
+    vector_file(folder / "v.pt", tiny_pair[0])
+    vector_file(tmp_path / "outside.pt", tiny_pair[0])
+    r = Running(tiny_pair, steer_dir=folder)
+    try:
+        assert httpx.get(f"{r.url}/v1/models").json()["data"][0]["steer_vectors"] == ["v.pt"]
+        question = "A baker makes 48 cookies and sells them for 2 dollars each. How many dollars does he earn?"
+        ask = {"messages": [{"role": "user", "content": question}], "max_tokens": 40, "method": "srm",
+               "settings": {"steer_kind": "seal", "alpha": 8.0, "delimiter": " ", "max_step_tokens": 8}}
+        ok = httpx.post(f"{r.url}/v1/chat/completions", json=ask | {"steer": "v.pt"}, timeout=120)
+        assert ok.status_code == 200
+        ext = ok.json()["tandem"]
+        assert ext["meta"]["steer"]["kind"] == "seal" and ext["meta"]["steer"]["file"] == str(folder.resolve() / "v.pt")
+        assert 0 < ext["usage"]["srm"]["steered_positions"] == ext["usage"]["srm"]["boundary_positions"]
+        steered = r.base.model_copy(update={"steer": str(folder.resolve() / "v.pt"), "max_tokens": 40, "method": "srm",
+                                            "settings": r.base.settings.model_copy(update=ask["settings"])})
+        assert ok.json()["choices"][0]["message"]["content"] == r.engine.solve(question, steered).text
+        for name, words in [("../outside.pt", "'../outside.pt' is not a file name; name one of the server's vectors: v.pt"),
+                            (str(tmp_path / "outside.pt"), "is not a file name"), ("..", "is not a file name"),
+                            ("w.pt", "no vector 'w.pt' on this server; it has: v.pt")]:
+            bad = httpx.post(f"{r.url}/v1/chat/completions", json=ask | {"steer": name})
+            assert bad.status_code == 400 and words in bad.json()["error"]["message"], name
+            assert str(folder) not in bad.json()["error"]["message"]  # the server's own paths stay its own
+    finally:
+        r.stop()
 
 
 def test_sixteen_concurrent_requests_get_their_own_answers(srv, client):

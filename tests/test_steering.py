@@ -15,17 +15,9 @@ from tandem.engine import Engine
 from tandem.eval.datasets import load
 from tandem.steering import Steering, SteeringError, SteerVectors
 from tandem.steering.calibrate import Sample, build_vectors, calibrate
+from tests_helpers import vector_file
 
 QUESTION = "A baker makes 48 cookies and sells them for 2 dollars each. How many dollars does he earn?"
-
-
-def vector_file(path, hf, layer=1, scale=3.0, seed=0):
-    rng = np.random.default_rng(seed)
-    v = rng.standard_normal(hf.hidden_size).astype(np.float32) * scale
-    meta = {"model": hf.name, "fingerprint": hf.fingerprint, "hidden_size": hf.hidden_size, "layer": layer,
-            "counts": {"seal": {"execution_steps": 3, "validation_steps": 2}, "rankguide": {"execution_steps": 3, "validation_steps": 0}}}
-    SteerVectors({"seal": v}, meta).save(path)
-    return path
 
 
 def solve(pair, steer=None, method="test-alternate", **settings):

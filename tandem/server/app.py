@@ -6,6 +6,9 @@ requests never see each other's state). At most ``workers + queue_size``
 requests are admitted; the next gets 503 with Retry-After. Everything about a
 request (method, settings, budget against the context length, steering file)
 is validated before it is admitted, so a bad request costs no model work.
+A request names a steering vector by its file name in the server's
+``steer_dir`` (``tandem serve --steer-dir``), never by a path: a client cannot
+make the server read, or learn of, any other file.
 A client that disconnects sets the run's cancel event, and the engine stops
 after the token it is generating.
 """
@@ -19,6 +22,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
+from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -53,9 +57,11 @@ class Metrics:
 
 
 class TandemServer:
-    def __init__(self, engine: Engine, base: RunConfig, workers: int = 1, queue_size: int = 16):
+    def __init__(self, engine: Engine, base: RunConfig, workers: int = 1, queue_size: int = 16,
+                 steer_dir: str | Path | None = None):
         self.engine = engine
         self.base = base
+        self.steer_dir = Path(steer_dir).resolve() if steer_dir is not None else None
         self.workers = workers
         self.limit = workers + queue_size
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tandem-request")
@@ -71,13 +77,31 @@ class TandemServer:
         for key, value in (("temperature", req.temperature), ("top_p", req.top_p)):
             if value is not None:
                 settings[key] = value
-        for key, value in (("method", req.method), ("seed", req.seed), ("max_tokens", req.budget), ("steer", req.steer)):
+        steer = self.steer_file(req.steer) if req.steer is not None else None
+        for key, value in (("method", req.method), ("seed", req.seed), ("max_tokens", req.budget), ("steer", steer)):
             if value is not None:
                 data[key] = value
         cfg = make_config(data, settings)
         get_policy(cfg.method)
         self.engine.steering(cfg)  # a bad or foreign vector file fails here, before any work
         return cfg
+
+    def steer_vectors(self) -> list[str]:
+        """The vector files requests may name (``.pt`` files in ``steer_dir``)."""
+        return sorted(p.name for p in self.steer_dir.glob("*.pt") if p.is_file()) if self.steer_dir else []
+
+    def steer_file(self, name: str) -> str:
+        """The path of the vector a request names: a file name in ``steer_dir``, nothing else."""
+        if self.steer_dir is None:
+            raise RequestError("steer: this server takes no steering vector from requests (its operator can start it "
+                               "with --steer-dir DIR to let requests name one of DIR's .pt files)")
+        path = self.steer_dir / name
+        if Path(name).name != name or name in (".", ".."):  # a bare name: the file (or the operator's link) in steer_dir
+            raise RequestError(f"steer: {name!r} is not a file name; name one of the server's vectors: "
+                               f"{', '.join(self.steer_vectors()) or 'none'}")
+        if not path.is_file():
+            raise RequestError(f"steer: no vector {name!r} on this server; it has: {', '.join(self.steer_vectors()) or 'none'}")
+        return str(path)
 
     def admit(self) -> bool:
         with self.lock:
@@ -167,7 +191,8 @@ def create_app(server: TandemServer) -> FastAPI:
 
         return {"object": "list", "data": [{"id": "tandem", "object": "model", "owned_by": "tandem",
                                             "srm": server.engine.srm.name, "lrm": server.engine.lrm.name,
-                                            "methods": list(POLICIES), "default_method": server.base.method}]}
+                                            "methods": list(POLICIES), "default_method": server.base.method,
+                                            "steer_vectors": server.steer_vectors()}]}
 
     @app.get("/", response_class=HTMLResponse)
     async def page():

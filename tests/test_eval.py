@@ -247,6 +247,31 @@ def test_records_resumed_under_other_versions_name_them(tiny_pair, problems_file
         _eval(engine, problems, _cfg(), out)
 
 
+def test_code_state_is_dirty_only_for_tandems_own_code(tmp_path):
+    """Records say whether the package differed from its commit; a note or a results script edited
+    while a sweep runs must not make them another version (a real git repository in tmp_path)."""
+    from tandem.eval.runner import code_state
+
+    assert code_state(tmp_path) == {"git": None, "git_dirty": None}  # not a checkout (an installed wheel)
+    git = lambda *a: subprocess.run(["git", "-C", str(tmp_path), *a], check=True, capture_output=True)  # noqa: E731
+    (tmp_path / "tandem").mkdir()
+    for name in ("tandem/engine.py", "pyproject.toml", "RESULTS.md"):
+        (tmp_path / name).write_text("v1\n")
+    git("init", "-q")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "c")
+    commit = git("rev-parse", "HEAD").stdout.decode().strip()
+    assert code_state(tmp_path) == {"git": commit, "git_dirty": False}
+    (tmp_path / "RESULTS.md").write_text("v2\n")
+    (tmp_path / "notes.md").write_text("new\n")
+    assert code_state(tmp_path)["git_dirty"] is False
+    (tmp_path / "tandem" / "new_policy.py").write_text("new\n")  # a new module is code too
+    assert code_state(tmp_path)["git_dirty"] is True
+    (tmp_path / "tandem" / "new_policy.py").unlink()
+    (tmp_path / "pyproject.toml").write_text("v2\n")
+    assert code_state(tmp_path) == {"git": commit, "git_dirty": True}
+
+
 def test_host_label_names_machine_boot_processor_and_bf16():
     from tandem.analysis.report import _host_label
 

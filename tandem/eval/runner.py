@@ -66,14 +66,27 @@ def versions() -> dict:
     if "llama_cpp" in sys.modules:  # an in-process llama.cpp LRM: its build decides its speed
         llama_cpp = sys.modules["llama_cpp"]
         out["llama_cpp"] = f"{llama_cpp.__version__} ({llama_cpp.llama_print_system_info().decode().strip()})"
-    try:
-        root = Path(__file__).resolve().parents[2]
-        git = lambda *a: subprocess.run(["git", "-C", str(root), *a], capture_output=True, text=True, timeout=5).stdout  # noqa: E731
-        out["git"] = git("rev-parse", "HEAD").strip() or None
-        out["git_dirty"] = bool(git("status", "--porcelain", "--untracked-files=no").strip()) if out["git"] else None
-    except (OSError, subprocess.SubprocessError):
-        out["git"] = None
+    out.update(code_state(Path(__file__).resolve().parents[2]))
     return out
+
+
+CODE_PATHS = ("tandem", "pyproject.toml")  # what decides a record: the package and its pinned dependencies
+
+
+def code_state(root: Path) -> dict:
+    """``git``: the commit of the checkout tandem runs from (None when it is not one, e.g. an installed
+    wheel); ``git_dirty``: whether tandem's code there (``CODE_PATHS``, new files included) differs from
+    that commit. Notes, results and scripts beside it are left out: editing RESULTS.md while a sweep runs
+    does not make its records another version."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=5).stdout
+
+    try:
+        commit = git("rev-parse", "HEAD").strip() or None
+        dirty = bool(git("status", "--porcelain", "--", *CODE_PATHS).strip()) if commit else None
+    except (OSError, subprocess.SubprocessError):
+        commit, dirty = None, None
+    return {"git": commit, "git_dirty": dirty}
 
 
 def steer_info(engine, config: RunConfig) -> dict | None:

@@ -1,13 +1,11 @@
 """The numbers RESULTS.md quotes beside `tandem report --baseline` for the Table 2 analogue.
 
     python3 results/gsm8k-bf16-table2/summarize.py results/gsm8k-bf16-table2 [results/gsm8k-bf16-cpu/glimprouter_te-1.1.jsonl [30,57]]
-    python3 results/gsm8k-bf16-table2/summarize.py results/gsm8k-bf16-table2/amd-f58f2f7b results/gsm8k-bf16-table2
 
 Per row, on the problems every row finished: who wrote the steps (the LRM's count, and how many it
 took because RankGuide saw a low-rank window), the full rank windows, collapses, the validation
 step ratio; between rows, how many final texts differ; and, with a second argument, how the
-GlimpRouter row compares with another run of the same command (another host) in text and grade (a
-folder as second argument: each row against the same row there); with a
+GlimpRouter row compares with another run of the same command (another host) in text and grade; with a
 third (problem numbers where blocks start, e.g. the problems each session added), each row's correct
 answers per block.
 """
@@ -55,18 +53,16 @@ def main(folder: str, other: str | None = None, cuts: str | None = None) -> None
         changed = sum(runs[a][i]["text"] != runs[b][i]["text"] for i in ids)
         print(f"texts that differ, {ROWS[a]} -> {ROWS[b]}: {changed} of {len(ids)}")
     if other:
-        # A file is another run of the GlimpRouter row; a folder holds all three rows (another host).
-        theirs = ({row_of(p): p for p in Path(other).glob("*.jsonl")} if Path(other).is_dir()
-                  else {"glimprouter": Path(other)})
-        for key, path in theirs.items():
-            ref, mine = read(path), runs[key]
-            both = [i for i in ids if i in ref]
-            same_text = sum(mine[i]["text"] == ref[i]["text"] for i in both)
-            same_grade = sum(mine[i]["correct"] == ref[i]["correct"] for i in both)
-            solved_both = sum(mine[i]["correct"] and ref[i]["correct"] for i in both)
-            here, there = sum(mine[i]["correct"] for i in both), sum(ref[i]["correct"] for i in both)
-            print(f"{ROWS[key]} row against {path}: same text {same_text} of {len(both)}, "
-                  f"same grade {same_grade} (solved here {here}, there {there}, in both {solved_both})")
+        ref = read(Path(other))
+        both = [i for i in ids if i in ref]
+        mine = runs["glimprouter"]
+        same_text = sum(mine[i]["text"] == ref[i]["text"] for i in both)
+        same_grade = sum(mine[i]["correct"] == ref[i]["correct"] for i in both)
+        solved_both = sum(mine[i]["correct"] and ref[i]["correct"] for i in both)
+        here, there = sum(mine[i]["correct"] for i in both), sum(ref[i]["correct"] for i in both)
+        print(f"GlimpRouter row against {other}: same text {same_text} of {len(both)}, "
+              f"same grade {same_grade} (solved here {here}, there {there}, in both {solved_both})")
+
 
     if cuts:
         starts = [0] + [int(c) for c in cuts.split(",")]

@@ -6,8 +6,13 @@ that `tandem setup` prepared, and are skipped with a clear reason if it is not t
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
+
+# Where the tiny models run: TANDEM_TEST_DEVICE=cuda runs the unit tests' engine on a GPU (bench/gpu_check.sh)
+TEST_DEVICE = os.environ.get("TANDEM_TEST_DEVICE", "cpu")
 
 CORPUS = [
     "Step 1: add the numbers.\n\nStep 2: multiply by 3.\n\nSo the answer is \\boxed{42}.",
@@ -58,7 +63,7 @@ def tiny_qwen(tokenizer, seed: int, layers: int = 4, hidden: int = 64):
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
     )
-    return Qwen2ForCausalLM(cfg).eval()
+    return Qwen2ForCausalLM(cfg).eval().to(TEST_DEVICE)
 
 
 @pytest.fixture(scope="session")

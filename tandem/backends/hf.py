@@ -66,6 +66,13 @@ class HFModel:
         """One forward of ``ids`` on top of ``cache`` (extended in place); logits of the last position."""
         return self.model(input_ids=ids, use_cache=True, logits_to_keep=1, **{self._cache_kw: cache})
 
+    def wait(self) -> None:
+        """Block until this model's queued GPU work is done. CUDA runs kernels asynchronously: without
+        this, a forward's time would be charged to whatever next reads its result (the sampler, a
+        policy's entropy), and usage would split prefill from decode and SRM from LRM wrongly."""
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
     def resolve_layer(self, layer: int | None) -> int:
         """The capture layer: ``layer`` checked against the model, or the middle layer for None."""
         layer = self.num_layers // 2 if layer is None else int(layer)
@@ -163,6 +170,7 @@ class HFSession(SessionBase):
             ids = torch.tensor([new], dtype=torch.long, device=self.hf.device)
             out = self.hf.forward(ids, self.cache)
             self._logits = out.logits[0, -1].float()
+            self.hf.wait()
             states = []
             if wanted:
                 hs = self.hf.take_captured()[0]
@@ -190,6 +198,7 @@ class HFSession(SessionBase):
             ids = torch.tensor([extra], dtype=torch.long, device=self.hf.device)
             out = self.hf.forward(ids, self.cache)
             logits = out.logits[0, -1].float()
+            self.hf.wait()
             state = self.hf.take_captured()[0, -1].float().cpu().numpy() if layer is not None else None
             _crop_to(self.cache, self.seen)
         self.usage.record_side(time.perf_counter() - t0, len(extra))

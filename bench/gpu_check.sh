@@ -35,7 +35,7 @@ TANDEM_TEST_DEVICE=cuda timeout 240 python3 -m pytest -q -p no:cacheprovider \
 
 orch() {  # NAME SRM_CONFIG LRM_CONFIG: rankguide on LIMIT questions, both models random, bf16 on cuda
   timeout 300 python3 bench/orchestration.py --device cuda --dtype bfloat16 --random-weights "$2" "$3" \
-    --tokenizer .gpu/tokenizer --dataset .gpu/gsm8k-test-10.jsonl --limit "$limit" --max-tokens 400 \
+    --tokenizer .gpu/tokenizer --dataset .gpu/gsm8k-test-10.jsonl --limit "$limit" --warmup 2 --max-tokens 400 \
     --set max_step_tokens=40 --set window=4 --set delimiter=. --out "$out/orch-$1.jsonl" 2>&1 | tee "$out/orch-$1.log"
 }
 orch embedded .gpu/embedded-srm .gpu/embedded-lrm

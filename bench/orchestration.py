@@ -15,9 +15,9 @@ On a GPU, or at the shapes of another pair (the paper's R1-Distill 1.5B /
 
     python bench/orchestration.py --device cuda --dtype bfloat16 \
         --random-weights bench/shapes/r1-distill-qwen-1.5b.json bench/shapes/r1-distill-qwen-32b.json \
-        --dataset problems.jsonl --set max_step_tokens=40 --set window=4
+        --dataset problems.jsonl --warmup 2 --set max_step_tokens=40 --set window=4 --set delimiter=.
 
-builds both models from those config files with random weights (the embedded
+(bench/gpu_check.sh runs exactly that on a lent GPU machine) builds both models from those config files with random weights (the embedded
 tokenizer). What a forward costs does not depend on the weights' values, so
 the per-token times are those of the real models; the answers are noise, and
 which model writes which step follows from random logits (see
@@ -43,10 +43,10 @@ from tandem.eval.datasets import load
 
 def decode_seconds_per_token(engine: Engine, role: str, question: str, n: int = 48) -> float:
     """Per-token decode time of one model alone (its prompt prefill excluded)."""
-    cfg = RunConfig(method=role, max_tokens=1, settings=Settings(max_step_tokens=1))
-    engine.solve(question, cfg)  # warm-up: the first forward of a fresh model pays one-time costs
-    prefill_only = engine.solve(question, cfg).usage[role].seconds  # prompt prefill + 1 sample
+    one = RunConfig(method=role, max_tokens=1, settings=Settings(max_step_tokens=1))
     cfg = RunConfig(method=role, max_tokens=n, settings=Settings(max_step_tokens=n, delimiter="\x00never"))
+    engine.solve(question, cfg)  # warm-up: the first prefill and decode forwards of a model pay one-time costs
+    prefill_only = engine.solve(question, one).usage[role].seconds  # prompt prefill + 1 sample
     full = engine.solve(question, cfg).usage[role]
     return (full.seconds - prefill_only) / (full.completion_tokens - 1)
 
@@ -97,6 +97,7 @@ def main() -> None:
                     help="time models of these shapes with random weights instead of the embedded pair")
     ap.add_argument("--tokenizer", help="with --random-weights: a tokenizer folder (default: the embedded SRM's)")
     ap.add_argument("--logit-scale", type=float, default=16.0, help="with --random-weights: see random_model")
+    ap.add_argument("--warmup", type=int, default=0, help="solve the first N problems once, uncounted, before timing")
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="a setting of the timed method")
     args = ap.parse_args()
     srm, lrm, load_s = load_models(args)
@@ -104,6 +105,8 @@ def main() -> None:
     problems = load(args.dataset, "test", args.limit)
     config = build_config(None, args.set, method=args.method, max_tokens=args.max_tokens)
     print(f"{srm.name} / {lrm.name} on {srm.runtime} ({torch.cuda.get_device_name() if srm.device.type == 'cuda' else 'CPU'})")
+    for p in problems[: args.warmup]:  # not counted: a machine that has just started runs slow for a while
+        engine.solve(p.question, config)
     before = {m: decode_seconds_per_token(engine, m, problems[0].question) for m in ("srm", "lrm")}
     print(f"decode before: SRM {1 / before['srm']:.2f} tok/s, LRM {1 / before['lrm']:.2f} tok/s (load {load_s:.1f} s)")
     rows = []
@@ -111,6 +114,10 @@ def main() -> None:
     after = {m: decode_seconds_per_token(engine, m, problems[0].question) for m in ("srm", "lrm")}
     print(f"decode after:  SRM {1 / after['srm']:.2f} tok/s, LRM {1 / after['lrm']:.2f} tok/s")
     t_srm, t_lrm = ((before[m] + after[m]) / 2 for m in ("srm", "lrm"))
+    drift = max(max(before[m], after[m]) / min(before[m], after[m]) for m in ("srm", "lrm"))
+    if drift > 1.2:
+        print(f"WARNING: a model's decode speed changed {drift:.2f}x between before and after: the ratios below "
+              "rest on their mean and are unreliable (try --warmup)")
     for p, tr in traces:
         u = tr.usage
         ideal = u["srm"].completion_tokens * t_srm + u["lrm"].completion_tokens * t_lrm

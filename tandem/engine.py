@@ -271,7 +271,7 @@ class _Run:
         p = torch.softmax(logits[self.engine.digit_ids], -1)
         if self.config.settings.score_mode == "greedy":
             return float(p.argmax())
-        return float((p * torch.arange(10, dtype=p.dtype)).sum())
+        return float((p * torch.arange(10, dtype=p.dtype, device=p.device)).sum())
 
     def retract(self, step: Step) -> None:
         """Remove the last step from the context, both caches and the trace."""

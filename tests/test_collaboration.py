@@ -32,7 +32,7 @@ def assert_caches_fresh(r, pair):
             continue
         sess.sync(r.ctx)
         with torch.inference_mode():
-            fresh = hf.model(torch.tensor([r.ctx.ids])).logits[0, -1]
+            fresh = hf.model(torch.tensor([r.ctx.ids], device=hf.device)).logits[0, -1]
         assert sess.seen == len(r.ctx) == sess.cache.get_seq_length()
         torch.testing.assert_close(sess.next_logits, fresh.float(), atol=1e-4, rtol=1e-4)
 
@@ -57,7 +57,7 @@ def test_rollback_and_peek_leave_the_cache_as_a_fresh_prefill(tiny_pair, tiny_to
         ctx.append(t, "lrm")
     sess.sync(ctx)
     with torch.inference_mode():
-        fresh = hf.model(torch.tensor([ctx.ids])).logits[0, -1]
+        fresh = hf.model(torch.tensor([ctx.ids], device=hf.device)).logits[0, -1]
     torch.testing.assert_close(sess.next_logits, fresh.float(), atol=1e-4, rtol=1e-4)
     with pytest.raises(ValueError, match="into the prompt"):
         ctx.truncate(len(ids) - 1)

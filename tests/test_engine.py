@@ -37,7 +37,7 @@ def test_single_model_equals_generate(tiny_pair, method, which):
     bounds = engine.boundaries("\n\n")
     with torch.inference_mode():
         ref = model.model.generate(
-            torch.tensor([prompt]), max_new_tokens=50, do_sample=False,
+            torch.tensor([prompt], device=model.device), max_new_tokens=50, do_sample=False,
             eos_token_id=sorted(bounds.eos_ids), pad_token_id=engine.tokenizer.pad_token_id,
         )[0, len(prompt):].tolist()
     assert ctx_ids(engine, trace)[len(prompt):] == ref
@@ -85,7 +85,7 @@ def test_alternating_caches_match_fresh_prefill(tiny_pair):
     for sess, hf in ((r.srm, tiny_pair[0]), (r.lrm, tiny_pair[1])):
         sess.sync(r.ctx)  # feed what it has not seen yet
         with torch.inference_mode():
-            fresh = hf.model(torch.tensor([r.ctx.ids])).logits[0, -1]
+            fresh = hf.model(torch.tensor([r.ctx.ids], device=hf.device)).logits[0, -1]
         assert sess.seen == len(r.ctx) == sess.cache.get_seq_length()
         torch.testing.assert_close(sess.next_logits, fresh.float(), atol=1e-4, rtol=1e-4)
 
@@ -105,7 +105,8 @@ def test_captured_states_are_the_layer_input_at_boundaries(tiny_pair):
     positions = [p for p in range(r.ctx.prompt_len, r.srm.seen) if bounds.is_boundary(r.ctx.ids[p])]
     assert len(pushed) == len(positions) > 0
     with torch.inference_mode():
-        hs = tiny_pair[0].model(torch.tensor([r.ctx.ids[: r.srm.seen]]), output_hidden_states=True).hidden_states[1][0]
+        ids = torch.tensor([r.ctx.ids[: r.srm.seen]], device=tiny_pair[0].device)
+        hs = tiny_pair[0].model(ids, output_hidden_states=True).hidden_states[1][0].cpu()
     for p, h in zip(positions, pushed):
         torch.testing.assert_close(torch.from_numpy(h), hs[p].float(), atol=1e-4, rtol=1e-4)
 

@@ -42,7 +42,7 @@ def test_hook_adds_alpha_v_exactly_at_boundary_positions(tiny_pair, tiny_tokeniz
     def reader(_m, args, kwargs):  # registered after the steering hook: sees what layer 1 receives
         seen["hs"] = (args[0] if args else kwargs["hidden_states"]).clone()
 
-    x = torch.tensor([ids])
+    x = torch.tensor([ids], device=srm.device)
     ref = srm.model(x, output_hidden_states=True).hidden_states[1][0]
     counter = [0]
     with torch.inference_mode(), srm.steering(Steering(v, 0.5, 1, "seal"), mask, counter):
@@ -50,7 +50,7 @@ def test_hook_adds_alpha_v_exactly_at_boundary_positions(tiny_pair, tiny_tokeniz
         srm.model(x)
         handle.remove()
     expected = ref.clone()
-    expected[mask] += 0.5 * v
+    expected[mask.to(srm.device)] += 0.5 * v.to(srm.device)
     torch.testing.assert_close(seen["hs"][0], expected)
     assert counter == [int(mask.sum())]
     assert not srm.layers[1]._forward_pre_hooks  # removed on exit
@@ -148,7 +148,7 @@ def test_calibrate_saves_resumes_and_records_metadata(tiny_pair, tmp_path):
     assert m["thresholds"]["tr1"] == 2 and {"seal", "rankguide"} <= set(m["counts"]) and "created" in m
     sample = Sample.load(tmp_path / "vec.pt.parts" / "q0.npz")
     assert sample.states.shape == (len(sample.labels), 64)
-    assert m["runtime"] == {"device": "cpu", "dtype": "float32"} and m["dataset"]["limit"] == 3
+    assert m["runtime"] == {"device": str(tiny_pair[0].device), "dtype": "float32"} and m["dataset"]["limit"] == 3
 
 
 def test_calibration_in_another_dtype_is_not_resumed(tiny_pair, tiny_srm_bf16, tmp_path):

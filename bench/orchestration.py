@@ -17,7 +17,8 @@ On a GPU, or at the shapes of another pair (the paper's R1-Distill 1.5B /
         --random-weights bench/shapes/r1-distill-qwen-1.5b.json bench/shapes/r1-distill-qwen-32b.json \
         --dataset problems.jsonl --warmup 2 --set max_step_tokens=40 --set window=4 --set delimiter=.
 
-(bench/gpu_check.sh runs exactly that on a lent GPU machine) builds both models from those config files with random weights (the embedded
+(bench/gpu_check.sh runs exactly that on a lent GPU machine) builds both
+models from those config files with random weights (the embedded
 tokenizer). What a forward costs does not depend on the weights' values, so
 the per-token times are those of the real models; the answers are noise, and
 which model writes which step follows from random logits (see

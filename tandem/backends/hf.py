@@ -63,8 +63,11 @@ class HFModel:
         self._cache_kw = "cache" if "cache" in params else "past_key_values"
 
     def forward(self, ids: torch.Tensor, cache):
-        """One forward of ``ids`` on top of ``cache`` (extended in place); logits of the last position."""
-        return self.model(input_ids=ids, use_cache=True, logits_to_keep=1, **{self._cache_kw: cache})
+        """One forward of ``ids`` on top of ``cache`` (extended in place); logits of the last position.
+        Returns once the work is done (``wait``), so a caller's clock around it times the forward."""
+        out = self.model(input_ids=ids, use_cache=True, logits_to_keep=1, **{self._cache_kw: cache})
+        self.wait()
+        return out
 
     def wait(self) -> None:
         """Block until this model's queued GPU work is done. CUDA runs kernels asynchronously: without
@@ -170,7 +173,6 @@ class HFSession(SessionBase):
             ids = torch.tensor([new], dtype=torch.long, device=self.hf.device)
             out = self.hf.forward(ids, self.cache)
             self._logits = out.logits[0, -1].float()
-            self.hf.wait()
             states = []
             if wanted:
                 hs = self.hf.take_captured()[0]
@@ -198,7 +200,6 @@ class HFSession(SessionBase):
             ids = torch.tensor([extra], dtype=torch.long, device=self.hf.device)
             out = self.hf.forward(ids, self.cache)
             logits = out.logits[0, -1].float()
-            self.hf.wait()
             state = self.hf.take_captured()[0, -1].float().cpu().numpy() if layer is not None else None
             _crop_to(self.cache, self.seen)
         self.usage.record_side(time.perf_counter() - t0, len(extra))

@@ -62,8 +62,6 @@ def main(folder: str, other: str | None = None, cuts: str | None = None) -> None
         here, there = sum(mine[i]["correct"] for i in both), sum(ref[i]["correct"] for i in both)
         print(f"GlimpRouter row against {other}: same text {same_text} of {len(both)}, "
               f"same grade {same_grade} (solved here {here}, there {there}, in both {solved_both})")
-
-
     if cuts:
         starts = [0] + [int(c) for c in cuts.split(",")]
         for lo, hi in zip(starts, starts[1:] + [len(ids)]):

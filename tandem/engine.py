@@ -237,7 +237,6 @@ class _Run:
         if self.cancel is not None and self.cancel.is_set():
             raise Cancelled("run cancelled")
 
-
     def write_step(self, decision: Decision, signals: Signals) -> Step:
         s = self.config.settings
         if decision.writer == "srm" and self.policy.needs_srm and not self.policy.reuse_glimpse:

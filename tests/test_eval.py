@@ -97,7 +97,7 @@ def test_header_records_dtype_and_a_run_in_another_dtype_is_not_resumed(tiny_pai
     out = tmp_path / "run.jsonl"
     _eval(engine, problems, _cfg(), out)
     header = json.loads(out.read_text().splitlines()[0])
-    assert header["models"]["srm"]["runtime"] == {"device": "cpu", "dtype": "float32"}
+    assert header["models"]["srm"]["runtime"] == {"device": str(tiny_pair[0].device), "dtype": "float32"}
     before = out.read_bytes()
     bf16 = tiny_srm_bf16
     assert bf16.runtime["dtype"] == "bfloat16"

@@ -25,6 +25,44 @@ def test_grade_math(answer, gold, ok):
     assert grade_math(answer, gold) is ok
 
 
+MATH500_LIKE = [  # golds only math-verify can match (no number for the numeric fallback to compare)
+    ("\\frac{14}{3}", "\\frac{14}{3}", True),
+    ("(3, \\frac{\\pi}{2})", "\\left( 3, \\frac{\\pi}{2} \\right)", True),
+    ("\\text{Evelyn}", "\\text{Evelyn}", True),
+    ("p-q", "p - q", True),
+    ("\\frac{14}{5}", "\\frac{14}{3}", False),
+]
+
+
+def test_grade_math_on_worker_threads_as_on_the_main_thread():
+    """eval grades on its worker threads, where math-verify's signal.alarm timeouts raise: the verdicts
+    must be the main thread's (before the grader process, every one of these was False there)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(2) as pool:
+        verdicts = list(pool.map(lambda case: grade_math(case[0], case[1]), MATH500_LIKE))
+    assert verdicts == [ok for _, _, ok in MATH500_LIKE]
+    assert [grade_math(a, g) for a, g, _ in MATH500_LIKE] == verdicts
+
+
+def test_a_grader_process_past_its_time_is_replaced(monkeypatch):
+    """A comparison stuck past the wall-clock bound falls to the numeric check, and the next one gets a
+    fresh grader process."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tandem.eval import grading
+
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(grade_math, "1", "1").result()  # the grader process is up
+        stuck = grading._grader
+        monkeypatch.setattr(grading, "GRADER_TIMEOUT_S", 0.0)
+        assert pool.submit(grade_math, "\\frac{14}{3}", "\\frac{14}{3}").result() is False
+        assert pool.submit(grade_math, "18 \\text{ dollars}", "18").result() is True  # numeric fallback
+        monkeypatch.setattr(grading, "GRADER_TIMEOUT_S", 60.0)
+        assert pool.submit(grade_math, "\\frac{14}{3}", "\\frac{14}{3}").result() is True
+    assert grading._grader is not None and grading._grader is not stuck
+
+
 def test_grade_code_passes_fails_and_limits():
     tests = [{"input": "2 3\n", "output": "5\n"}, {"input": "10 -4", "output": "6"}]
     good = "a, b = map(int, input().split())\nprint(a + b)\n"

@@ -7,6 +7,10 @@ by math-verify (symbolic and numeric equality: ``1/2`` == ``0.5``,
 models often box units (``\\boxed{18 \\text{ dollars}}``, ``\\$18``); when the
 gold is a number and math-verify says no, the last number in the boxed answer
 is compared numerically. No box means no answer: it is graded wrong.
+math-verify bounds its parsing and comparing with ``signal.alarm``, which only
+a main thread may set; called from another thread (eval's workers) it raises,
+so there it runs in a grader process of its own (``_verify``), with its own
+timeouts intact and a wall-clock bound around them.
 
 Code (LiveCodeBench-style stdin/stdout tests): the last fenced code block is
 written to a temporary file and run with a fresh ``python -I`` per test, with
@@ -15,11 +19,14 @@ CPU-time, address-space and wall-clock limits, never inside the tandem process.
 
 from __future__ import annotations
 
+import atexit
+import multiprocessing
 import os
 import re
 import subprocess
 import sys
 import tempfile
+import threading
 from dataclasses import dataclass
 
 from tandem.answer import last_boxed
@@ -35,16 +42,48 @@ def _as_number(text: str) -> float | None:
         return None
 
 
+GRADER_TIMEOUT_S = 60.0  # wall clock for one comparison in the grader process (math-verify's own bounds: 5 s + 5 s)
+_grader = None  # the grader process, started on first use off the main thread
+_grader_lock = threading.Lock()
+
+
+def _math_verify(gold: str, answer: str) -> bool:
+    """math-verify's verdict, with its own timeouts: call it on a main thread."""
+    from math_verify import parse, verify
+
+    return verify(parse(f"${gold}$"), parse(f"$\\boxed{{{answer}}}$"))
+
+
+def _verify(gold: str, answer: str) -> bool:
+    """``_math_verify`` from any thread. Until 2026-12-05 eval's worker threads called math-verify
+    directly, it raised there, and every answer fell to the numeric check (a fraction, an expression or
+    a word was graded wrong; GSM8K's number golds were not affected, RESULTS.md)."""
+    if threading.current_thread() is threading.main_thread():
+        return _math_verify(gold, answer)
+    global _grader
+    with _grader_lock:
+        if _grader is None:
+            _grader = multiprocessing.get_context("spawn").Pool(1)
+            atexit.register(_grader.terminate)
+        pool = _grader
+    try:
+        return pool.apply_async(_math_verify, (gold, answer)).get(GRADER_TIMEOUT_S)
+    except multiprocessing.TimeoutError:  # stuck past math-verify's own bounds: a fresh process for the next
+        with _grader_lock:
+            if _grader is pool:
+                pool.terminate()
+                _grader = None
+        raise
+
+
 def grade_math(answer: str | None, gold: str) -> bool:
     """Is the extracted answer (``\\boxed`` content) equal to the gold answer?"""
     if answer is None or not answer.strip():
         return False
-    from math_verify import parse, verify
-
     try:
-        if verify(parse(f"${gold}$"), parse(f"$\\boxed{{{answer}}}$")):
+        if _verify(gold, answer):
             return True
-    except Exception:  # math-verify raises on exotic LaTeX; fall through to the numeric check
+    except Exception:  # math-verify raises on exotic LaTeX (or timed out); fall through to the numeric check
         pass
     g = _as_number(gold)
     if g is None:

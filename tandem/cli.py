@@ -584,6 +584,34 @@ def compare(
 
 
 @app.command()
+def regrade(
+    files: list[Path] = typer.Argument(..., help="eval files"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="only say what would change"),
+):
+    """Grade eval files again from their texts with this tandem's grader (files written before 16b0d82
+    graded non-number golds such as MATH-500's wrong)."""
+    from tandem.eval.regrade import regrade as run_regrade
+
+    failed = False
+    for f in files:
+        try:
+            graded, changes = run_regrade(f, write=not dry_run)
+        except USER_ERRORS as e:
+            err.print(f"[bold red]error:[/] {escape(str(e))}")
+            failed = True
+            continue
+        gained = [i for i, old, new in changes if new]
+        lost = [i for i, old, new in changes if not new]
+        verb = "would change" if dry_run else "changed"
+        print(f"{f}: {graded} math records regraded, {len(changes)} verdicts {verb} "
+              f"(now correct: {len(gained)}, now wrong: {len(lost)})")
+        for i, old, new in changes:
+            print(f"  {i}: {'correct' if old else 'wrong'} -> {'correct' if new else 'wrong'}")
+    if failed:
+        raise typer.Exit(2)
+
+
+@app.command()
 def serve(
     host: str = typer.Option("127.0.0.1", help="bind address (loopback by default)"),
     port: int = typer.Option(8000, help="port to listen on"),

@@ -576,6 +576,74 @@ def test_shipped_sweep_files_expand_and_resume_the_committed_cpu_run():
         assert differences(header, new) == [], name
 
 
+def test_every_committed_record_keeps_its_grade_under_the_current_grader():
+    """Every math record in results/ is graded again from its text: the verdict must be the one it
+    carries. (Until 16b0d82 eval's worker threads graded by the numeric fallback alone; this shows that
+    no committed number depended on it.)"""
+    from pathlib import Path
+
+    from tandem.answer import last_boxed
+    from tandem.eval.grading import grade_math
+
+    root = Path(__file__).resolve().parents[1]
+    n, differ = 0, []
+    for f in sorted((root / "results").rglob("*.jsonl")):
+        header, *records = [json.loads(line) for line in f.read_text(encoding="utf-8").splitlines()]
+        if (header.get("dataset") or {}).get("name") not in ("gsm8k", "math500"):  # code problems run tests
+            continue
+        for r in records:
+            if r.get("type") != "result" or "text" not in r:
+                continue
+            n += 1
+            if grade_math(last_boxed(r["text"]), r["gold"]) != r["correct"]:
+                differ.append((f.name, r["id"]))
+    assert n > 6000
+    assert differ == []
+
+
+def test_regrade_fixes_the_verdicts_of_the_numeric_fallback_and_nothing_else(tiny_pair, problems_file, tmp_path):
+    """A file whose non-number golds were graded by the numeric fallback alone (eval before 16b0d82):
+    ``tandem regrade`` recomputes those verdicts from the texts, keeps code records as they are, puts the
+    change on record in the header, touches nothing else, and the file still resumes."""
+    engine = Engine(*tiny_pair)
+    problems = load(str(problems_file))[:2]
+    out = tmp_path / "old.jsonl"
+    _eval(engine, problems, _cfg(), out)
+    header, *recs = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    # as the old runner graded them: boxed answers a number check cannot match, so both "wrong"
+    recs[0].update(gold=r"\frac{14}{3}", text=r"So $f = \boxed{\frac{14}{3}}$.", answer=r"\frac{14}{3}", correct=False)
+    recs[1].update(gold=r"\text{Evelyn}", text=r"\boxed{\text{Evelyn}}", answer=r"\text{Evelyn}", correct=False)
+    code = dict(recs[1], id="c0", answer="print(1)", correct=False, grade_note="wrong answer on test 1",
+                text="```python\nprint(1)\n```")
+    for r in recs:
+        r["grade_note"] = None
+    recs.append(code)
+    out.write_text("".join(json.dumps(x) + "\n" for x in [header, *recs]), encoding="utf-8")
+    before = out.read_bytes()
+
+    dry = tandem("regrade", out, "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "2 math records regraded, 2 verdicts would change (now correct: 2, now wrong: 0)" in dry.stdout
+    assert out.read_bytes() == before
+
+    missing = tmp_path / "missing.jsonl"
+    res = tandem("regrade", missing, out)  # a bad file is reported, the good one is still done
+    assert res.returncode == 2
+    assert f"{missing}: no such eval file" in " ".join(res.stderr.split())
+    assert "2 verdicts changed" in res.stdout and "q0: wrong -> correct" in res.stdout
+    header2, *recs2 = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [r["correct"] for r in recs2] == [True, True, False]
+    assert recs2[2] == code
+    assert [{k: v for k, v in r.items() if k != "correct"} for r in recs2] == [
+        {k: v for k, v in r.items() if k != "correct"} for r in recs]
+    assert header2.pop("regraded")[0]["changed"] == ["q0", "q1"]
+    assert header2 == header
+
+    assert _eval(engine, problems, _cfg(), out)[1] == {}  # resumes: nothing left to solve, nothing refused
+    again = tandem("regrade", out)
+    assert again.returncode == 0 and "0 verdicts changed" in again.stdout
+
+
 def test_a_file_from_before_seed_scope_resumes_only_as_seed_scope_run(tiny_pair, problems_file, tmp_path):
     """Files written before per-problem seeds drew every problem from the run's seed: the resume check
     reads them as seed_scope = "run", so they never mix with per-problem draws."""

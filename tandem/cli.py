@@ -84,8 +84,12 @@ def _warn(text: str) -> None:
     err.print(f"[yellow]warning:[/] {escape(text)}")
 
 
-def _fail(e: Exception) -> None:
+def _error(e: Exception) -> None:
     err.print(f"[bold red]error:[/] {escape(str(e))}")
+
+
+def _fail(e: Exception) -> None:
+    _error(e)
     raise typer.Exit(2)
 
 
@@ -597,7 +601,7 @@ def regrade(
         try:
             graded, changes = run_regrade(f, write=not dry_run)
         except USER_ERRORS as e:
-            err.print(f"[bold red]error:[/] {escape(str(e))}")
+            _error(e)
             failed = True
             continue
         gained = [i for i, old, new in changes if new]

@@ -577,26 +577,19 @@ def test_shipped_sweep_files_expand_and_resume_the_committed_cpu_run():
 
 
 def test_every_committed_record_keeps_its_grade_under_the_current_grader():
-    """Every math record in results/ is graded again from its text: the verdict must be the one it
-    carries. (Until 16b0d82 eval's worker threads graded by the numeric fallback alone; this shows that
-    no committed number depended on it.)"""
+    """Every math record in results/ is graded again from its text (``tandem regrade --dry-run``): the
+    verdict must be the one it carries. (Until 16b0d82 eval's worker threads graded by the numeric
+    fallback alone; this shows that no committed number depended on it.)"""
     from pathlib import Path
 
-    from tandem.answer import last_boxed
-    from tandem.eval.grading import grade_math
+    from tandem.eval.regrade import regrade
 
     root = Path(__file__).resolve().parents[1]
     n, differ = 0, []
     for f in sorted((root / "results").rglob("*.jsonl")):
-        header, *records = [json.loads(line) for line in f.read_text(encoding="utf-8").splitlines()]
-        if (header.get("dataset") or {}).get("name") not in ("gsm8k", "math500"):  # code problems run tests
-            continue
-        for r in records:
-            if r.get("type") != "result" or "text" not in r:
-                continue
-            n += 1
-            if grade_math(last_boxed(r["text"]), r["gold"]) != r["correct"]:
-                differ.append((f.name, r["id"]))
+        graded, changes = regrade(f, write=False)
+        n += graded
+        differ += [(f.name, i) for i, _, _ in changes]
     assert n > 6000
     assert differ == []
 

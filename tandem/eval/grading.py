@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 from tandem.answer import last_boxed
 
+NO_BOX = "no \\boxed answer"  # the grade note of a math answer without a box
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 
 
@@ -164,4 +165,4 @@ def grade(problem, text: str) -> tuple[str | None, bool, str | None]:
         res = grade_code(program, list(problem.tests))
         return program, res.correct, res.error or f"{res.passed}/{res.total} tests"
     answer = last_boxed(text)
-    return answer, grade_math(answer, problem.gold), None if answer is not None else "no \\boxed answer"
+    return answer, grade_math(answer, problem.gold), None if answer is not None else NO_BOX

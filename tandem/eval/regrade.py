@@ -19,10 +19,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from tandem.eval.datasets import Problem
-from tandem.eval.grading import grade
+from tandem.eval.grading import NO_BOX, grade
 from tandem.eval.runner import EvalError, ResultsFile, versions
-
-NO_BOX = "no \\boxed answer"  # the note grade() gives a math answer without a box
 
 
 def _is_math(record: dict) -> bool:
@@ -45,10 +43,9 @@ def regrade(path: Path, write: bool = True) -> tuple[int, list[tuple[str, bool, 
             continue
         graded += 1
         answer, correct, note = grade(Problem(r["id"], r.get("question", ""), r["gold"]), r["text"])
-        if (answer, bool(correct), note) != (r.get("answer"), r.get("correct"), r.get("grade_note")):
-            if bool(correct) != r.get("correct"):
-                changes.append((r["id"], bool(r.get("correct")), bool(correct)))
-            r.update(answer=answer, correct=bool(correct), grade_note=note)
+        if bool(correct) != r.get("correct"):
+            changes.append((r["id"], bool(r.get("correct")), bool(correct)))
+        r.update(answer=answer, correct=bool(correct), grade_note=note)
     if write and changes:
         header.setdefault("regraded", []).append({
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),

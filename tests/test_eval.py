@@ -360,7 +360,7 @@ def test_cli_eval_sweep_report_analyze(tiny_pair_dirs, problems_file, tmp_path):
 
     res = _cli("analyze", out / "srm.jsonl", out / "lrm.jsonl", "-o", tmp_path / "fig", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
-    for png in ("min_ranks.png", "entropy_by_rank.png", "validation_ratio.png"):
+    for png in ("min_ranks.png", "min_r2_vs_windows.png", "entropy_by_rank.png", "validation_ratio.png"):
         assert (tmp_path / "fig" / png).stat().st_size > 5_000
         assert (tmp_path / "fig" / png).with_suffix(".pdf").read_bytes().startswith(b"%PDF")
     summary = (tmp_path / "fig" / "summary.md").read_text()
@@ -369,6 +369,8 @@ def test_cli_eval_sweep_report_analyze(tiny_pair_dirs, problems_file, tmp_path):
     assert [r["name"] for r in data["runs"]] == ["srm", "lrm"] and data["samples"] == len(QUESTIONS)
     n_min = sum(len(v) for v in data["min_ranks"]["r1"].values())
     assert n_min == data["samples_with_windows"] and f"Samples with at least one full window: {n_min} of {len(QUESTIONS)}" in summary
+    assert len(data["rank_samples"]) == n_min and "windows per sample" in summary and "first window's r2" in summary
+    assert sum(len(b["correct"]) + len(b["incorrect"]) for b in data["min_r2_by_windows"]) == sum(len(v) for v in data["min_ranks"]["r2"].values())
     assert len(data["validation"]["lrm"]["all"]) == len(QUESTIONS) and set(data["entropy_by_rank"]) == {"low rank", "high rank"}
 
     # eval on its own, then a resume with other settings: exit 2, file untouched

@@ -311,3 +311,28 @@ def test_report_tex_compiles(tmp_path):
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout[-2000:]
     assert (tmp_path / "doc.pdf").read_bytes().startswith(b"%PDF")
+
+
+def _traced(correct: bool, r2s: list[int]) -> dict:
+    """A record whose steps carry these r2 values (one full window each) after one step without a window."""
+    steps = [{"signals": {"r1": None, "r2": None}}] + [{"signals": {"r1": 4, "r2": v}} for v in r2s]
+    return {"correct": correct, "steps": steps}
+
+
+def test_rank_study_sets_minima_side_by_side_at_equal_window_counts():
+    from pathlib import Path
+
+    from tandem.analysis.runs import Run
+    from tandem.analysis.study import min_r2_by_windows, min_ranks, rank_samples
+
+    records = [_traced(True, [44]), _traced(False, [41]), _traced(True, [43, 40]), _traced(False, [44, 38, 42]),
+               _traced(False, [45, 44, 30, 41]), _traced(False, list(range(40, 30, -1))), _traced(True, [])]
+    rows = rank_samples([Run("srm", Path("srm.jsonl"), {"config": {"method": "srm"}}, records)])
+    assert [r["windows"] for r in rows] == [1, 1, 2, 3, 4, 10]  # the sample without a window is left out
+    assert [r["first_r2"] for r in rows] == [44, 41, 43, 44, 45, 40]
+    assert min_ranks(rows)["r2"] == {"correct": [44, 40], "incorrect": [41, 38, 30, 31]}
+    binned = min_r2_by_windows(rows)
+    assert binned == [{"windows": "1", "correct": [44], "incorrect": [41]},
+                      {"windows": "2", "correct": [40], "incorrect": []},
+                      {"windows": "3-4", "correct": [], "incorrect": [38, 30]},
+                      {"windows": "9+", "correct": [], "incorrect": [31]}]  # 5-8 is empty and left out

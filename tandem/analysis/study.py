@@ -1,7 +1,10 @@
 """``tandem analyze``: the paper's section-3 study (its Fig. 1) on your own traces.
 
 1. Minimum r1 and r2 over each sample's windows, correct vs incorrect answers
-   (the paper: incorrect SRM answers reach lower minimum ranks).
+   (the paper: incorrect SRM answers reach lower minimum ranks). A minimum over
+   more windows is lower by construction, and incorrect answers run longer, so
+   the study also sets the minima side by side at equal window counts and
+   gives the first window's r2, which does not depend on length.
 2. First-token entropy of steps whose window is low rank vs high rank (the
    paper: the two signals are complementary, not redundant).
 3. Validation step ratio by run (SRM vs LRM) and by outcome.
@@ -32,16 +35,45 @@ def _stats(xs: list[float]) -> str:
     return f"n={len(xs)}, mean {statistics.fmean(xs):.3f}, median {statistics.median(xs):.3f}"
 
 
-def min_ranks(runs: list[Run]) -> dict[str, dict[str, list[int]]]:
-    """{"r1"|"r2": {"correct"|"incorrect": [per-sample minimum]}} over samples with at least one window."""
-    out = {"r1": {"correct": [], "incorrect": []}, "r2": {"correct": [], "incorrect": []}}
+def rank_samples(runs: list[Run]) -> list[dict]:
+    """One row per sample with at least one full window: its run and id, whether it is correct, how many
+    windows it has, its minimum r1 and r2 and its first window's r2 (None where the trace records r1 only)."""
+    rows = []
     for run in runs:
         for r in run.results:
-            key = "correct" if r["correct"] else "incorrect"
-            for rk in ("r1", "r2"):
-                vals = [s["signals"].get(rk) for s in r["steps"] if s["signals"].get(rk) is not None]
-                if vals:
-                    out[rk][key].append(min(vals))
+            r1 = [s["signals"]["r1"] for s in r["steps"] if s["signals"].get("r1") is not None]
+            r2 = [s["signals"]["r2"] for s in r["steps"] if s["signals"].get("r2") is not None]
+            if r1:
+                rows.append({"run": run.name, "id": r.get("id"), "correct": bool(r["correct"]), "windows": len(r1),
+                             "min_r1": min(r1), "min_r2": min(r2) if r2 else None, "first_r2": r2[0] if r2 else None})
+    return rows
+
+
+def min_ranks(rows: list[dict]) -> dict[str, dict[str, list[int]]]:
+    """{"r1"|"r2": {"correct"|"incorrect": [per-sample minimum]}} from :func:`rank_samples`' rows."""
+    out = {"r1": {"correct": [], "incorrect": []}, "r2": {"correct": [], "incorrect": []}}
+    for row in rows:
+        key = "correct" if row["correct"] else "incorrect"
+        for rk in ("r1", "r2"):
+            if row[f"min_{rk}"] is not None:
+                out[rk][key].append(row[f"min_{rk}"])
+    return out
+
+
+WINDOW_BINS = ((1, 1), (2, 2), (3, 4), (5, 8), (9, None))
+
+
+def min_r2_by_windows(rows: list[dict]) -> list[dict]:
+    """Minimum r2, correct vs incorrect, within bins of equal window count (1, 2, 3-4, 5-8, 9+): the
+    comparison of section 1 with trace length held (nearly) fixed. Empty bins are left out."""
+    out = []
+    for lo, hi in WINDOW_BINS:
+        inside = [r for r in rows if r["min_r2"] is not None and r["windows"] >= lo and (hi is None or r["windows"] <= hi)]
+        if inside:
+            label = f"{lo}+" if hi is None else (str(lo) if lo == hi else f"{lo}-{hi}")
+            out.append({"windows": label,
+                        "correct": [r["min_r2"] for r in inside if r["correct"]],
+                        "incorrect": [r["min_r2"] for r in inside if not r["correct"]]})
     return out
 
 
@@ -83,6 +115,42 @@ def _legend_or_note(ax, note: str, **legend) -> None:
         ax.text(0.5, 0.5, note, ha="center", va="center", color="0.4", transform=ax.transAxes)
 
 
+def _length_control(md: list[str], rows: list[dict]) -> list[dict]:
+    """Section 1's length control in Markdown: windows per sample, minima at equal window counts, and
+    the first window's r2. Returns the binned minima for summary.json."""
+    windows = {k: [r["windows"] for r in rows if r["correct"] == (k == "correct")] for k in ("correct", "incorrect")}
+    md.append(f"- windows per sample: correct {_stats(windows['correct'])}; incorrect {_stats(windows['incorrect'])}")
+    first = {k: [r["first_r2"] for r in rows if r["first_r2"] is not None and r["correct"] == (k == "correct")]
+             for k in ("correct", "incorrect")}
+    md.append(f"- first window's r2 (independent of length): correct {_stats(first['correct'])}; "
+              f"incorrect {_stats(first['incorrect'])}")
+    binned = min_r2_by_windows(rows)
+    if binned:
+        md.append("\nA minimum over more windows is lower by construction; min r2 at equal window counts:\n\n"
+                  "| windows | correct | incorrect |\n|---|---|---|")
+        md += [f"| {b['windows']} | {_stats(b['correct'])} | {_stats(b['incorrect'])} |" for b in binned]
+    return binned
+
+
+def _plot_min_r2_vs_windows(plt, rows: list[dict], path: Path) -> None:
+    """Each sample's minimum r2 against its number of windows, correct and incorrect side by side
+    (offset a little so that equal points do not hide each other)."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.6), dpi=150)
+    for j, (name, color, marker) in enumerate((("correct", "C2", "o"), ("incorrect", "C3", "x"))):
+        pts = [(r["windows"], r["min_r2"]) for r in rows if r["min_r2"] is not None and r["correct"] == (name == "correct")]
+        if pts:
+            ax.scatter([w - 0.12 + 0.24 * j for w, _ in pts], [v for _, v in pts], s=14, color=color, marker=marker,
+                       alpha=0.7, label=f"{name} (n={len(pts)})")
+    _legend_or_note(ax, "no sample with a full r2 window", loc="best")
+    ax.set_xlabel("full windows in the sample")
+    ax.set_ylabel("minimum r2 over the sample's windows")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
 def analyze(paths: list[str | Path], out: Path, tr1: int | None = None, tr2: int | None = None) -> Path:
     runs = load_runs(paths)
     out.mkdir(parents=True, exist_ok=True)
@@ -90,8 +158,9 @@ def analyze(paths: list[str | Path], out: Path, tr1: int | None = None, tr2: int
     ranked = [r for r in runs if r.method != "lrm"]
     md = [f"# tandem analyze\n\nRuns: {', '.join(f'{r.name} ({r.method}, {len(r.results)} problems)' for r in runs)}\n"]
 
-    mins = min_ranks(ranked)
-    with_ranks = len(mins["r1"]["correct"]) + len(mins["r1"]["incorrect"])
+    rows = rank_samples(ranked)
+    mins = min_ranks(rows)
+    with_ranks = len(rows)
     total = sum(len(r.results) for r in ranked)
     md.append(f"## 1. Minimum TT ranks per sample\n\nSamples with at least one full window: {with_ranks} of {total}.\n")
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), dpi=150)
@@ -118,6 +187,8 @@ def analyze(paths: list[str | Path], out: Path, tr1: int | None = None, tr2: int
         md.append(f"- min {rk}: correct {_stats(groups['correct'])}; incorrect {_stats(groups['incorrect'])}")
     fig.tight_layout()
     save_figure(fig, out / "min_ranks.png")
+    binned = _length_control(md, rows)
+    _plot_min_r2_vs_windows(plt, rows, out / "min_r2_vs_windows.png")
 
     ent = entropy_by_rank(ranked, tr1, tr2)
     md.append("\n## 2. Step entropy, low-rank vs high-rank windows\n")
@@ -151,10 +222,11 @@ def analyze(paths: list[str | Path], out: Path, tr1: int | None = None, tr2: int
     fig.tight_layout()
     save_figure(fig, out / "validation_ratio.png")
 
-    md.append("\n![min ranks](min_ranks.png)\n![entropy](entropy_by_rank.png)\n![validation](validation_ratio.png)\n")
+    md.append("\n![min ranks](min_ranks.png)\n![min r2 vs windows](min_r2_vs_windows.png)\n![entropy](entropy_by_rank.png)\n![validation](validation_ratio.png)\n")
     (out / "summary.md").write_text("\n".join(md))
     data = {"runs": [{"name": r.name, "method": r.method, "path": str(r.path), "problems": len(r.results)} for r in runs],
             "tr1": tr1, "tr2": tr2, "samples": total, "samples_with_windows": with_ranks,
-            "min_ranks": mins, "entropy_by_rank": ent, "validation": val}
+            "min_ranks": mins, "rank_samples": rows, "min_r2_by_windows": binned,
+            "entropy_by_rank": ent, "validation": val}
     (out / "summary.json").write_text(json.dumps(data) + "\n")
     return out

@@ -49,15 +49,18 @@ def rank_samples(runs: list[Run]) -> list[dict]:
     return rows
 
 
+def _by_outcome(rows: list[dict], key: str) -> dict[str, list]:
+    """{"correct"|"incorrect": [row[key] for the rows of that outcome]}, rows without a value left out."""
+    out = {"correct": [], "incorrect": []}
+    for row in rows:
+        if row[key] is not None:
+            out["correct" if row["correct"] else "incorrect"].append(row[key])
+    return out
+
+
 def min_ranks(rows: list[dict]) -> dict[str, dict[str, list[int]]]:
     """{"r1"|"r2": {"correct"|"incorrect": [per-sample minimum]}} from :func:`rank_samples`' rows."""
-    out = {"r1": {"correct": [], "incorrect": []}, "r2": {"correct": [], "incorrect": []}}
-    for row in rows:
-        key = "correct" if row["correct"] else "incorrect"
-        for rk in ("r1", "r2"):
-            if row[f"min_{rk}"] is not None:
-                out[rk][key].append(row[f"min_{rk}"])
-    return out
+    return {rk: _by_outcome(rows, f"min_{rk}") for rk in ("r1", "r2")}
 
 
 WINDOW_BINS = ((1, 1), (2, 2), (3, 4), (5, 8), (9, None))
@@ -71,9 +74,7 @@ def min_r2_by_windows(rows: list[dict]) -> list[dict]:
         inside = [r for r in rows if r["min_r2"] is not None and r["windows"] >= lo and (hi is None or r["windows"] <= hi)]
         if inside:
             label = f"{lo}+" if hi is None else (str(lo) if lo == hi else f"{lo}-{hi}")
-            out.append({"windows": label,
-                        "correct": [r["min_r2"] for r in inside if r["correct"]],
-                        "incorrect": [r["min_r2"] for r in inside if not r["correct"]]})
+            out.append({"windows": label, **_by_outcome(inside, "min_r2")})
     return out
 
 
@@ -118,10 +119,9 @@ def _legend_or_note(ax, note: str, **legend) -> None:
 def _length_control(md: list[str], rows: list[dict]) -> list[dict]:
     """Section 1's length control in Markdown: windows per sample, minima at equal window counts, and
     the first window's r2. Returns the binned minima for summary.json."""
-    windows = {k: [r["windows"] for r in rows if r["correct"] == (k == "correct")] for k in ("correct", "incorrect")}
+    windows = _by_outcome(rows, "windows")
     md.append(f"- windows per sample: correct {_stats(windows['correct'])}; incorrect {_stats(windows['incorrect'])}")
-    first = {k: [r["first_r2"] for r in rows if r["first_r2"] is not None and r["correct"] == (k == "correct")]
-             for k in ("correct", "incorrect")}
+    first = _by_outcome(rows, "first_r2")
     md.append(f"- first window's r2 (independent of length): correct {_stats(first['correct'])}; "
               f"incorrect {_stats(first['incorrect'])}")
     binned = min_r2_by_windows(rows)

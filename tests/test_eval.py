@@ -360,7 +360,8 @@ def test_cli_eval_sweep_report_analyze(tiny_pair_dirs, problems_file, tmp_path):
 
     res = _cli("analyze", out / "srm.jsonl", out / "lrm.jsonl", "-o", tmp_path / "fig", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
-    for png in ("min_ranks.png", "min_r2_vs_windows.png", "entropy_by_rank.png", "validation_ratio.png"):
+    for png in ("min_ranks.png", "min_r2_vs_windows.png", "r2_by_position.png", "entropy_by_rank.png", "entropy_vs_r2.png",
+                "validation_ratio.png"):
         assert (tmp_path / "fig" / png).stat().st_size > 5_000
         assert (tmp_path / "fig" / png).with_suffix(".pdf").read_bytes().startswith(b"%PDF")
     summary = (tmp_path / "fig" / "summary.md").read_text()
@@ -371,7 +372,9 @@ def test_cli_eval_sweep_report_analyze(tiny_pair_dirs, problems_file, tmp_path):
     assert n_min == data["samples_with_windows"] and f"Samples with at least one full window: {n_min} of {len(QUESTIONS)}" in summary
     assert len(data["rank_samples"]) == n_min and "windows per sample" in summary and "first window's r2" in summary
     assert sum(len(b["correct"]) + len(b["incorrect"]) for b in data["min_r2_by_windows"]) == sum(len(v) for v in data["min_ranks"]["r2"].values())
+    assert sum(len(p["correct"]) + len(p["incorrect"]) for p in data["r2_by_position"]) == sum(len(r["r2s"]) for r in data["rank_samples"])
     assert len(data["validation"]["lrm"]["all"]) == len(QUESTIONS) and set(data["entropy_by_rank"]) == {"low rank", "high rank"}
+    assert sum(len(b["entropy"]) for b in data["entropy_by_r2_band"]) == len(data["step_signals"])
 
     # eval on its own, then a resume with other settings: exit 2, file untouched
     one = tmp_path / "one.jsonl"

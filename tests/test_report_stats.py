@@ -323,7 +323,7 @@ def test_rank_study_sets_minima_side_by_side_at_equal_window_counts():
     from pathlib import Path
 
     from tandem.analysis.runs import Run
-    from tandem.analysis.study import min_r2_by_windows, min_ranks, rank_samples
+    from tandem.analysis.study import min_r2_by_windows, min_ranks, r2_by_position, rank_samples
 
     records = [_traced(True, [44]), _traced(False, [41]), _traced(True, [43, 40]), _traced(False, [44, 38, 42]),
                _traced(False, [45, 44, 30, 41]), _traced(False, list(range(40, 30, -1))), _traced(True, [])]
@@ -336,3 +336,26 @@ def test_rank_study_sets_minima_side_by_side_at_equal_window_counts():
                       {"windows": "2", "correct": [40], "incorrect": []},
                       {"windows": "3-4", "correct": [], "incorrect": [38, 30]},
                       {"windows": "9+", "correct": [], "incorrect": [31]}]  # 5-8 is empty and left out
+    positions = r2_by_position(rows)  # every window's own r2, by its place in the trace; 9th and 10th pooled
+    assert [p["window"] for p in positions] == ["1", "2", "3", "4", "5", "6", "7", "8", "9+"]
+    assert positions[0] == {"window": "1", "correct": [44, 43], "incorrect": [41, 44, 45, 40]}
+    assert positions[1] == {"window": "2", "correct": [40], "incorrect": [38, 44, 39]}
+    assert positions[3] == {"window": "4", "correct": [], "incorrect": [41, 37]}
+    assert positions[8] == {"window": "9+", "correct": [], "incorrect": [32, 31]}
+    assert sum(len(p["correct"]) + len(p["incorrect"]) for p in positions) == sum(r["windows"] for r in rows)
+
+
+def test_entropy_bands_cut_r2_at_the_steps_own_percentiles_and_keep_ties_together():
+    from tandem.analysis.study import entropy_by_r2_band
+
+    steps = [{"r2": v, "entropy": v / 10, "correct": v % 2 == 0} for v in range(20, 0, -1)]
+    bands = entropy_by_r2_band(steps)
+    assert [b["band"] for b in bands] == ["r2 <= 2", "2 < r2 <= 5", "5 < r2 <= 10", "r2 > 10"]
+    assert [sorted(b["entropy"]) for b in bands][:2] == [[0.1, 0.2], [0.3, 0.4, 0.5]]
+    assert sum(len(b["entropy"]) for b in bands) == 20
+    # ties: 18 steps at r2 = 7 put every percentile there; nothing is split across bands or lost
+    tied = [{"r2": 7, "entropy": 0.5, "correct": True}] * 18 + [{"r2": 3, "entropy": 0.1, "correct": False},
+                                                               {"r2": 9, "entropy": 0.9, "correct": False}]
+    assert entropy_by_r2_band(tied) == [{"band": "r2 <= 7", "entropy": [0.5] * 18 + [0.1]},
+                                        {"band": "r2 > 7", "entropy": [0.9]}]
+    assert entropy_by_r2_band([]) == []

@@ -3,10 +3,13 @@
 1. Minimum r1 and r2 over each sample's windows, correct vs incorrect answers
    (the paper: incorrect SRM answers reach lower minimum ranks). A minimum over
    more windows is lower by construction, and incorrect answers run longer, so
-   the study also sets the minima side by side at equal window counts and
-   gives the first window's r2, which does not depend on length.
+   the study also sets the minima side by side at equal window counts,
+   gives the first window's r2, which does not depend on length, and the mean
+   r2 at each window position (whether r2 itself falls along a trace).
 2. First-token entropy of steps whose window is low rank vs high rank (the
-   paper: the two signals are complementary, not redundant).
+   paper: the two signals are complementary, not redundant), and in bands of
+   r2 from the lowest tenth up, since a threshold pools the lowest ranks (a
+   trajectory repeating itself: confident, low entropy) with moderate ones.
 3. Validation step ratio by run (SRM vs LRM) and by outcome.
 
 Ranks exist only where a full window of W boundary states existed, so the
@@ -22,6 +25,7 @@ again in a paper's own style from the same numbers.
 from __future__ import annotations
 
 import json
+import math
 import statistics
 from pathlib import Path
 
@@ -37,7 +41,8 @@ def _stats(xs: list[float]) -> str:
 
 def rank_samples(runs: list[Run]) -> list[dict]:
     """One row per sample with at least one full window: its run and id, whether it is correct, how many
-    windows it has, its minimum r1 and r2 and its first window's r2 (None where the trace records r1 only)."""
+    windows it has, its minimum r1 and r2, its first window's r2 and every window's r2 in order (None and
+    [] where the trace records r1 only)."""
     rows = []
     for run in runs:
         for r in run.results:
@@ -45,7 +50,8 @@ def rank_samples(runs: list[Run]) -> list[dict]:
             r2 = [s["signals"]["r2"] for s in r["steps"] if s["signals"].get("r2") is not None]
             if r1:
                 rows.append({"run": run.name, "id": r.get("id"), "correct": bool(r["correct"]), "windows": len(r1),
-                             "min_r1": min(r1), "min_r2": min(r2) if r2 else None, "first_r2": r2[0] if r2 else None})
+                             "min_r1": min(r1), "min_r2": min(r2) if r2 else None, "first_r2": r2[0] if r2 else None,
+                             "r2s": r2})
     return rows
 
 
@@ -78,6 +84,21 @@ def min_r2_by_windows(rows: list[dict]) -> list[dict]:
     return out
 
 
+LAST_POSITION = 9  # windows from the 9th on are pooled: few traces are that long
+
+
+def r2_by_position(rows: list[dict]) -> list[dict]:
+    """r2 of every sample's k-th window (k = 1 .. 8, then 9+ pooled), correct vs incorrect. A falling
+    minimum could be the minimum's arithmetic alone; this shows whether r2 itself falls as a trace goes on,
+    and whether the outcomes differ at the same position. Positions no sample reaches are left out."""
+    out = []
+    for k in range(1, LAST_POSITION + 1):
+        at = [{"correct": r["correct"], "r2": v} for r in rows for i, v in enumerate(r["r2s"], 1) if min(i, LAST_POSITION) == k]
+        if at:
+            out.append({"window": f"{k}+" if k == LAST_POSITION else str(k), **_by_outcome(at, "r2")})
+    return out
+
+
 def entropy_by_rank(runs: list[Run], tr1: int | None, tr2: int | None) -> dict[str, list[float]]:
     out = {"low rank": [], "high rank": []}
     for run in runs:
@@ -90,6 +111,35 @@ def entropy_by_rank(runs: list[Run], tr1: int | None, tr2: int | None) -> dict[s
                     continue
                 ranks = [sig["r1"]] + ([sig["r2"]] if sig.get("r2") is not None else [])
                 out["low rank" if rank_is_low(ranks, t1, t2) else "high rank"].append(sig["entropy"])
+    return out
+
+
+def step_signals(runs: list[Run]) -> list[dict]:
+    """Every step with a full r2 window: its r2, its first-token entropy and whether its sample is correct."""
+    return [{"r2": s["signals"]["r2"], "entropy": s["signals"]["entropy"], "correct": bool(r["correct"])}
+            for run in runs for r in run.results for s in r["steps"]
+            if s["signals"].get("r2") is not None and s["signals"].get("entropy") is not None]
+
+
+R2_QUANTILES = (0.1, 0.25, 0.5)  # band edges: the r2 below which a tenth, a quarter, half of the steps lie
+
+
+def entropy_by_r2_band(steps: list[dict]) -> list[dict]:
+    """First-token entropy in bands of r2 cut at the steps' own 10th, 25th and 50th percentiles (so the
+    bands carry over to models whose r2 runs higher). Ties stay in the lower band, so the bands are
+    only roughly a tenth, 15%, a quarter and a half of the steps; a band left empty by ties is dropped."""
+    ordered = sorted(x["r2"] for x in steps)
+    if not ordered:
+        return []
+    # the smallest r2 with at least a share q of the steps at or below it (rounded: 0.1 * 30 is not 3.0)
+    edges = sorted({ordered[max(0, math.ceil(round(q * len(ordered), 9)) - 1)] for q in R2_QUANTILES})
+    out, lo = [], None
+    for hi in [*edges, None]:
+        band = [x["entropy"] for x in steps if (lo is None or x["r2"] > lo) and (hi is None or x["r2"] <= hi)]
+        if band:
+            label = f"r2 <= {hi}" if lo is None else (f"r2 > {lo}" if hi is None else f"{lo} < r2 <= {hi}")
+            out.append({"band": label, "entropy": band})
+        lo = hi
     return out
 
 
@@ -132,6 +182,40 @@ def _length_control(md: list[str], rows: list[dict]) -> list[dict]:
     return binned
 
 
+def _by_position(md: list[str], rows: list[dict]) -> list[dict]:
+    """The r2 of the k-th window in Markdown; returns the values for summary.json."""
+    positions = r2_by_position(rows)
+    if positions:
+        md.append("\nr2 of each sample's k-th window (not a minimum: whether r2 itself falls along a trace):\n\n"
+                  "| window | correct | incorrect |\n|---|---|---|")
+        md += [f"| {p['window']} | {_stats(p['correct'])} | {_stats(p['incorrect'])} |" for p in positions]
+    return positions
+
+
+def _plot_r2_by_position(plt, positions: list[dict], path: Path) -> None:
+    """Mean r2 at each window position, correct and incorrect, with a standard error where n > 1 and
+    each point's n beside it."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.6), dpi=150)
+    for j, (name, color, marker) in enumerate((("correct", "C2", "o"), ("incorrect", "C3", "s"))):
+        pts = [(i, p[name]) for i, p in enumerate(positions, 1) if p[name]]
+        if not pts:
+            continue
+        xs = [i - 0.08 + 0.16 * j for i, _ in pts]
+        means = [statistics.fmean(v) for _, v in pts]
+        errs = [statistics.stdev(v) / len(v) ** 0.5 if len(v) > 1 else 0.0 for _, v in pts]
+        ax.errorbar(xs, means, yerr=errs, color=color, marker=marker, ms=4, capsize=2, lw=1,
+                    label=f"{name} ({sum(len(v) for _, v in pts)} windows)")
+        for x, m, (_, v) in zip(xs, means, pts):
+            ax.annotate(str(len(v)), (x, m), textcoords="offset points", xytext=(4, -9) if j else (-4, 5),
+                        ha="left" if j else "right", fontsize=6, color=color)  # correct above left, incorrect below right
+    _legend_or_note(ax, "no sample with a full r2 window", loc="lower left")
+    ax.set_xticks(range(1, len(positions) + 1), [p["window"] for p in positions])
+    ax.set_xlabel("window position in the sample (n beside each point)")
+    ax.set_ylabel("mean r2 (standard error)")
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
 def _plot_min_r2_vs_windows(plt, rows: list[dict], path: Path) -> None:
     """Each sample's minimum r2 against its number of windows, correct and incorrect side by side
     (offset a little so that equal points do not hide each other)."""
@@ -147,6 +231,29 @@ def _plot_min_r2_vs_windows(plt, rows: list[dict], path: Path) -> None:
     from matplotlib.ticker import MaxNLocator
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def _plot_entropy_vs_r2(plt, steps: list[dict], tr2: int | None, path: Path) -> None:
+    """Each step's first-token entropy against its window's r2 (jittered a little: r2 is an integer),
+    correct and incorrect samples apart, with the r2 threshold where one was given."""
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.6), dpi=150)
+    jitter = np.random.default_rng(0)  # fixed: the same figure from the same traces
+    for name, color, marker in (("correct", "C2", "o"), ("incorrect", "C3", "x")):
+        pts = [x for x in steps if x["correct"] == (name == "correct")]
+        if pts:
+            ax.scatter([x["r2"] + jitter.uniform(-0.2, 0.2) for x in pts], [x["entropy"] for x in pts], s=10,
+                       color=color, marker=marker, alpha=0.6, label=f"steps of {name} samples (n={len(pts)})")
+    if tr2 is not None and steps:
+        ax.axvline(tr2, color="0.5", ls="--", lw=0.8)
+        ax.annotate(f"tr2 = {tr2}", (tr2, 1), xycoords=("data", "axes fraction"), xytext=(3, -10),
+                    textcoords="offset points", fontsize=7, color="0.4")
+    _legend_or_note(ax, "no step with a full r2 window", loc="upper left", fontsize=7)
+    ax.set_xlabel("r2 of the step's window")
+    ax.set_ylabel("first-token entropy (nats)")
     fig.tight_layout()
     save_figure(fig, path)
 
@@ -189,6 +296,8 @@ def analyze(paths: list[str | Path], out: Path, tr1: int | None = None, tr2: int
     save_figure(fig, out / "min_ranks.png")
     binned = _length_control(md, rows)
     _plot_min_r2_vs_windows(plt, rows, out / "min_r2_vs_windows.png")
+    positions = _by_position(md, rows)
+    _plot_r2_by_position(plt, positions, out / "r2_by_position.png")
 
     ent = entropy_by_rank(ranked, tr1, tr2)
     md.append("\n## 2. Step entropy, low-rank vs high-rank windows\n")
@@ -202,6 +311,13 @@ def analyze(paths: list[str | Path], out: Path, tr1: int | None = None, tr2: int
     ax.set_ylabel("density")
     fig.tight_layout()
     save_figure(fig, out / "entropy_by_rank.png")
+    steps = step_signals(ranked)
+    bands = entropy_by_r2_band(steps)
+    if bands:
+        md.append("\nFirst-token entropy in bands of r2 (cut at the steps' 10th, 25th and 50th percentiles):\n\n"
+                  "| r2 band | entropy |\n|---|---|")
+        md += [f"| {b['band']} | {_stats(b['entropy'])} |" for b in bands]
+    _plot_entropy_vs_r2(plt, steps, tr2, out / "entropy_vs_r2.png")
 
     val = validation(runs)
     md.append("\n## 3. Validation step ratio\n\n| run | all | correct | incorrect |\n|---|---|---|---|")
@@ -222,11 +338,11 @@ def analyze(paths: list[str | Path], out: Path, tr1: int | None = None, tr2: int
     fig.tight_layout()
     save_figure(fig, out / "validation_ratio.png")
 
-    md.append("\n![min ranks](min_ranks.png)\n![min r2 vs windows](min_r2_vs_windows.png)\n![entropy](entropy_by_rank.png)\n![validation](validation_ratio.png)\n")
+    md.append("\n![min ranks](min_ranks.png)\n![min r2 vs windows](min_r2_vs_windows.png)\n![r2 by position](r2_by_position.png)\n![entropy](entropy_by_rank.png)\n![entropy vs r2](entropy_vs_r2.png)\n![validation](validation_ratio.png)\n")
     (out / "summary.md").write_text("\n".join(md))
     data = {"runs": [{"name": r.name, "method": r.method, "path": str(r.path), "problems": len(r.results)} for r in runs],
             "tr1": tr1, "tr2": tr2, "samples": total, "samples_with_windows": with_ranks,
-            "min_ranks": mins, "rank_samples": rows, "min_r2_by_windows": binned,
-            "entropy_by_rank": ent, "validation": val}
+            "min_ranks": mins, "rank_samples": rows, "min_r2_by_windows": binned, "r2_by_position": positions,
+            "entropy_by_rank": ent, "entropy_by_r2_band": bands, "step_signals": steps, "validation": val}
     (out / "summary.json").write_text(json.dumps(data) + "\n")
     return out

@@ -375,6 +375,7 @@ def test_cli_eval_sweep_report_analyze(tiny_pair_dirs, problems_file, tmp_path):
     assert sum(len(p["correct"]) + len(p["incorrect"]) for p in data["r2_by_position"]) == sum(len(r["r2s"]) for r in data["rank_samples"])
     assert len(data["validation"]["lrm"]["all"]) == len(QUESTIONS) and set(data["entropy_by_rank"]) == {"low rank", "high rank"}
     assert sum(len(b["entropy"]) for b in data["entropy_by_r2_band"]) == len(data["step_signals"])
+    assert "The collapse test (Eq. 4" in summary and len(data["collapse"]) <= data["samples_with_windows"]
 
     # eval on its own, then a resume with other settings: exit 2, file untouched
     one = tmp_path / "one.jsonl"

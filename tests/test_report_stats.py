@@ -359,3 +359,26 @@ def test_entropy_bands_cut_r2_at_the_steps_own_percentiles_and_keep_ties_togethe
     assert entropy_by_r2_band(tied) == [{"band": "r2 <= 7", "entropy": [0.5] * 18 + [0.1]},
                                         {"band": "r2 > 7", "entropy": [0.9]}]
     assert entropy_by_r2_band([]) == []
+
+
+def test_collapse_test_fires_where_w_windows_in_a_row_are_low_rank():
+    from pathlib import Path
+
+    from tandem.analysis.runs import Run
+    from tandem.analysis.study import collapse_points
+
+    def traced(correct, r2s, finish="eos"):
+        return {**_traced(correct, r2s), "id": f"p{len(records)}", "finish_reason": finish}
+
+    records = []
+    for correct, r2s, finish in ((False, [44, 40, 39, 16, 16], "budget"),  # low twice in a row from the 2nd window
+                                 (True, [40, 44, 40, 44], "eos"),            # low, but never twice in a row
+                                 (False, [44, 44], "eos"),                   # never low
+                                 (True, [30, 30], "eos")):                   # low from the start
+        records.append(traced(correct, r2s, finish))
+    run = Run("srm", Path("srm.jsonl"), {"config": {"method": "srm", "settings": {"window": 2, "tr2": 41}}}, records)
+    hits = collapse_points([run], tr1=3, tr2=None)  # tr2 from the run's settings, tr1 from the call
+    assert [(h["id"], h["step"], h["steps"], h["correct"], h["finish_reason"]) for h in hits] == [
+        ("p0", 3, 6, False, "budget"), ("p3", 2, 3, True, "eos")]  # step 0 of each trace has no window
+    # a lower tr2 (strictly below it is low): only the two windows at 16 remain low, and r2 = 30 is not
+    assert [(h["id"], h["step"]) for h in collapse_points([run], tr1=3, tr2=30)] == [("p0", 5)]

@@ -5,7 +5,9 @@
    more windows is lower by construction, and incorrect answers run longer, so
    the study also sets the minima side by side at equal window counts,
    gives the first window's r2, which does not depend on length, and the mean
-   r2 at each window position (whether r2 itself falls along a trace).
+   r2 at each window position (whether r2 itself falls along a trace); and
+   where RankGuide's collapse test (W low-rank windows in a row) would have
+   stopped each trace, correct and incorrect.
 2. First-token entropy of steps whose window is low rank vs high rank (the
    paper: the two signals are complementary, not redundant), and in bands of
    r2 from the lowest tenth up, since a threshold pools the lowest ranks (a
@@ -30,6 +32,7 @@ import statistics
 from pathlib import Path
 
 from tandem.analysis.runs import Run, load_runs, pyplot, save_figure
+from tandem.config import Settings
 from tandem.policies.rankguide import rank_is_low
 
 
@@ -99,18 +102,47 @@ def r2_by_position(rows: list[dict]) -> list[dict]:
     return out
 
 
+def _thresholds(run: Run, tr1: int | None, tr2: int | None) -> tuple[int, int]:
+    """The rank thresholds given to the study, else the run's own (RankGuide's defaults where it has none)."""
+    settings = {**Settings().model_dump(), **run.settings}
+    return (tr1 if tr1 is not None else settings["tr1"]), (tr2 if tr2 is not None else settings["tr2"])
+
+
+def _ranks(signals: dict) -> list[int]:
+    return [signals["r1"]] + ([signals["r2"]] if signals.get("r2") is not None else [])
+
+
+def collapse_points(runs: list[Run], tr1: int | None, tr2: int | None) -> list[dict]:
+    """Where RankGuide's collapse test (Eq. 4: the last W windows all low rank) would have stopped each
+    trace: one row per sample it fires on, with the step, the sample's length, outcome and how it ended.
+    On a trace written without the test (the SRM alone, say) this asks which trajectories it would have
+    cut short, and whether any of them were heading for a right answer."""
+    out = []
+    for run in runs:
+        t1, t2 = _thresholds(run, tr1, tr2)
+        w = {**Settings().model_dump(), **run.settings}["window"]
+        for r in run.results:
+            low = []
+            for i, step in enumerate(r["steps"]):
+                if step["signals"].get("r1") is not None:
+                    low.append(rank_is_low(_ranks(step["signals"]), t1, t2))
+                if len(low) >= w and all(low[-w:]):
+                    out.append({"run": run.name, "id": r.get("id"), "correct": bool(r["correct"]), "step": i,
+                                "steps": len(r["steps"]), "finish_reason": r.get("finish_reason")})
+                    break
+    return out
+
+
 def entropy_by_rank(runs: list[Run], tr1: int | None, tr2: int | None) -> dict[str, list[float]]:
     out = {"low rank": [], "high rank": []}
     for run in runs:
-        t1 = tr1 if tr1 is not None else run.settings.get("tr1", 7)
-        t2 = tr2 if tr2 is not None else run.settings.get("tr2", 60)
+        t1, t2 = _thresholds(run, tr1, tr2)
         for r in run.results:
             for s in r["steps"]:
                 sig = s["signals"]
                 if sig.get("r1") is None or sig.get("entropy") is None:
                     continue
-                ranks = [sig["r1"]] + ([sig["r2"]] if sig.get("r2") is not None else [])
-                out["low rank" if rank_is_low(ranks, t1, t2) else "high rank"].append(sig["entropy"])
+                out["low rank" if rank_is_low(_ranks(sig), t1, t2) else "high rank"].append(sig["entropy"])
     return out
 
 
@@ -235,6 +267,21 @@ def _plot_min_r2_vs_windows(plt, rows: list[dict], path: Path) -> None:
     save_figure(fig, path)
 
 
+def _collapse_md(md: list[str], collapsed: list[dict], runs: list[Run]) -> None:
+    """Section 1's closing lines: where the collapse test would have stopped these traces."""
+    by = _by_outcome(collapsed, "step")
+    n = {k: sum(bool(r["correct"]) == (k == "correct") for run in runs for r in run.results) for k in by}
+    cut = sum(c["finish_reason"] == "budget" for c in collapsed)
+    budget = sum(r.get("finish_reason") == "budget" for run in runs for r in run.results)
+    md.append(f"\nThe collapse test (Eq. 4: the last W windows all low rank) fires on {len(collapsed)} of "
+              f"{sum(n.values())} traces: {len(by['correct'])} of {n['correct']} correct, {len(by['incorrect'])} of "
+              f"{n['incorrect']} incorrect; {cut} of them (of {budget} in all) ran into the token budget.")
+    if collapsed:
+        md.append("Where it fires (step / the trace's steps): " + ", ".join(
+            f"{c['id']} {c['step']}/{c['steps']} ({'correct' if c['correct'] else 'incorrect'}, {c['finish_reason']})"
+            for c in collapsed))
+
+
 def _plot_entropy_vs_r2(plt, steps: list[dict], tr2: int | None, path: Path) -> None:
     """Each step's first-token entropy against its window's r2 (jittered a little: r2 is an integer),
     correct and incorrect samples apart, with the r2 threshold where one was given."""
@@ -298,6 +345,8 @@ def analyze(paths: list[str | Path], out: Path, tr1: int | None = None, tr2: int
     _plot_min_r2_vs_windows(plt, rows, out / "min_r2_vs_windows.png")
     positions = _by_position(md, rows)
     _plot_r2_by_position(plt, positions, out / "r2_by_position.png")
+    collapsed = collapse_points(ranked, tr1, tr2)
+    _collapse_md(md, collapsed, ranked)
 
     ent = entropy_by_rank(ranked, tr1, tr2)
     md.append("\n## 2. Step entropy, low-rank vs high-rank windows\n")
@@ -343,6 +392,6 @@ def analyze(paths: list[str | Path], out: Path, tr1: int | None = None, tr2: int
     data = {"runs": [{"name": r.name, "method": r.method, "path": str(r.path), "problems": len(r.results)} for r in runs],
             "tr1": tr1, "tr2": tr2, "samples": total, "samples_with_windows": with_ranks,
             "min_ranks": mins, "rank_samples": rows, "min_r2_by_windows": binned, "r2_by_position": positions,
-            "entropy_by_rank": ent, "entropy_by_r2_band": bands, "step_signals": steps, "validation": val}
+            "entropy_by_rank": ent, "entropy_by_r2_band": bands, "step_signals": steps, "collapse": collapsed, "validation": val}
     (out / "summary.json").write_text(json.dumps(data) + "\n")
     return out

@@ -298,7 +298,8 @@ def _plot_entropy_vs_r2(plt, steps: list[dict], tr2: int | None, path: Path) -> 
         ax.axvline(tr2, color="0.5", ls="--", lw=0.8)
         ax.annotate(f"tr2 = {tr2}", (tr2, 1), xycoords=("data", "axes fraction"), xytext=(3, -10),
                     textcoords="offset points", fontsize=7, color="0.4")
-    _legend_or_note(ax, "no step with a full r2 window", loc="upper left", fontsize=7)
+    # above the axes: inside, it would cover points or the threshold's label wherever they fall
+    _legend_or_note(ax, "no step with a full r2 window", loc="lower left", bbox_to_anchor=(0, 1), ncol=2, fontsize=7)
     ax.set_xlabel("r2 of the step's window")
     ax.set_ylabel("first-token entropy (nats)")
     fig.tight_layout()

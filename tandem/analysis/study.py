@@ -207,21 +207,17 @@ def _length_control(md: list[str], rows: list[dict]) -> list[dict]:
     md.append(f"- first window's r2 (independent of length): correct {_stats(first['correct'])}; "
               f"incorrect {_stats(first['incorrect'])}")
     binned = min_r2_by_windows(rows)
-    if binned:
-        md.append("\nA minimum over more windows is lower by construction; min r2 at equal window counts:\n\n"
-                  "| windows | correct | incorrect |\n|---|---|---|")
-        md += [f"| {b['windows']} | {_stats(b['correct'])} | {_stats(b['incorrect'])} |" for b in binned]
+    _outcome_table(md, "A minimum over more windows is lower by construction; min r2 at equal window counts:",
+                   "windows", binned)
     return binned
 
 
-def _by_position(md: list[str], rows: list[dict]) -> list[dict]:
-    """The r2 of the k-th window in Markdown; returns the values for summary.json."""
-    positions = r2_by_position(rows)
-    if positions:
-        md.append("\nr2 of each sample's k-th window (not a minimum: whether r2 itself falls along a trace):\n\n"
-                  "| window | correct | incorrect |\n|---|---|---|")
-        md += [f"| {p['window']} | {_stats(p['correct'])} | {_stats(p['incorrect'])} |" for p in positions]
-    return positions
+def _outcome_table(md: list[str], intro: str, column: str, groups: list[dict]) -> None:
+    """Correct vs incorrect statistics in Markdown, one row per group (named by its ``column`` value);
+    nothing where there are no groups."""
+    if groups:
+        md.append(f"\n{intro}\n\n| {column} | correct | incorrect |\n|---|---|---|")
+        md += [f"| {g[column]} | {_stats(g['correct'])} | {_stats(g['incorrect'])} |" for g in groups]
 
 
 def _plot_r2_by_position(plt, positions: list[dict], path: Path) -> None:
@@ -344,7 +340,9 @@ def analyze(paths: list[str | Path], out: Path, tr1: int | None = None, tr2: int
     save_figure(fig, out / "min_ranks.png")
     binned = _length_control(md, rows)
     _plot_min_r2_vs_windows(plt, rows, out / "min_r2_vs_windows.png")
-    positions = _by_position(md, rows)
+    positions = r2_by_position(rows)
+    _outcome_table(md, "r2 of each sample's k-th window (not a minimum: whether r2 itself falls along a trace):",
+                   "window", positions)
     _plot_r2_by_position(plt, positions, out / "r2_by_position.png")
     collapsed = collapse_points(ranked, tr1, tr2)
     _collapse_md(md, collapsed, ranked)

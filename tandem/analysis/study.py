@@ -102,9 +102,14 @@ def r2_by_position(rows: list[dict]) -> list[dict]:
     return out
 
 
+def _settings(run: Run) -> dict:
+    """The run's settings over the defaults (a header written by hand, as in tests, may name only some)."""
+    return {**Settings().model_dump(), **run.settings}
+
+
 def _thresholds(run: Run, tr1: int | None, tr2: int | None) -> tuple[int, int]:
-    """The rank thresholds given to the study, else the run's own (RankGuide's defaults where it has none)."""
-    settings = {**Settings().model_dump(), **run.settings}
+    """The rank thresholds given to the study, else the run's own."""
+    settings = _settings(run)
     return (tr1 if tr1 is not None else settings["tr1"]), (tr2 if tr2 is not None else settings["tr2"])
 
 
@@ -120,7 +125,7 @@ def collapse_points(runs: list[Run], tr1: int | None, tr2: int | None) -> list[d
     out = []
     for run in runs:
         t1, t2 = _thresholds(run, tr1, tr2)
-        w = {**Settings().model_dump(), **run.settings}["window"]
+        w = _settings(run)["window"]
         for r in run.results:
             low = []
             for i, step in enumerate(r["steps"]):

@@ -33,7 +33,7 @@ from pathlib import Path
 
 from tandem.analysis.runs import Run, load_runs, pyplot, save_figure
 from tandem.config import Settings
-from tandem.policies.rankguide import rank_is_low
+from tandem.policies.rankguide import has_collapsed, rank_is_low
 
 
 def _stats(xs: list[float]) -> str:
@@ -127,11 +127,11 @@ def collapse_points(runs: list[Run], tr1: int | None, tr2: int | None) -> list[d
         t1, t2 = _thresholds(run, tr1, tr2)
         w = _settings(run)["window"]
         for r in run.results:
-            low = []
+            history = []  # the windows' ranks so far, as the engine hands them to the policy
             for i, step in enumerate(r["steps"]):
                 if step["signals"].get("r1") is not None:
-                    low.append(rank_is_low(_ranks(step["signals"]), t1, t2))
-                if len(low) >= w and all(low[-w:]):
+                    history.append(_ranks(step["signals"]))
+                if has_collapsed(history, w, t1, t2):
                     out.append({"run": run.name, "id": r.get("id"), "correct": bool(r["correct"]), "step": i,
                                 "steps": len(r["steps"]), "finish_reason": r.get("finish_reason")})
                     break

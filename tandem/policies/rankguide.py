@@ -20,6 +20,12 @@ def rank_is_low(ranks: list[int], tr1: int, tr2: int) -> bool:
     return ranks[0] < tr1 or (len(ranks) > 1 and ranks[1] < tr2)
 
 
+def has_collapsed(rank_history: list[list[int]], window: int, tr1: int, tr2: int) -> bool:
+    """Eq. 4: the last ``window`` windows (ranks oldest first) were all low rank."""
+    recent = rank_history[-window:]
+    return len(recent) == window and all(rank_is_low(r, tr1, tr2) for r in recent)
+
+
 @register
 class RankGuide(Policy):
     name = "rankguide"
@@ -37,8 +43,7 @@ class RankGuide(Policy):
 
     def choose(self, view: StepView) -> Decision:
         s = self.settings
-        recent = view.rank_history[-s.window :]
-        if len(recent) == s.window and all(rank_is_low(r, s.tr1, s.tr2) for r in recent):
+        if has_collapsed(view.rank_history, s.window, s.tr1, s.tr2):
             return Decision(s.collapse_writer, f"collapse: rank low for {s.window} consecutive windows", finish=True)
         sig = view.signals
         if sig.ranks is not None and rank_is_low(sig.ranks, s.tr1, s.tr2):

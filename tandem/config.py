@@ -32,6 +32,12 @@ class Settings(BaseModel):
     dims: str | None = Field(None, description="reshape of d_hid, e.g. 16x14x4 (default: closest to the paper's 16x16)")
     entropy_topk: int = Field(0, ge=0, description="0: full-vocabulary entropy; k: top-k renormalised (GlimpRouter code uses 20)")
     delimiter: str = Field("\n\n", description="a token whose text contains this ends a step")
+    cap_states: bool = Field(
+        False,
+        description="also capture the SRM's state at the last token of a step that max_step_tokens cut, so a trace "
+        "that loops without writing the delimiter still moves the rank window; off: states at delimiter tokens "
+        "only (the paper)",
+    )
     # steering (with RunConfig.steer: a vector file from `tandem calibrate`)
     alpha: float = Field(1.0, description="steering strength: alpha * v is added at boundary positions")
     steer_kind: Literal["rankguide", "seal"] = Field("rankguide", description="which vector of the steering file")

@@ -220,6 +220,8 @@ class _Run:
         """Feed the SRM what it has not seen; entropy of its next token and ranks of the newest window."""
         ctx, start = self.ctx, max(self.srm.seen, self.ctx.prompt_len)
         positions = [p for p in range(start, len(ctx)) if self.bounds.is_boundary(ctx.ids[p])]
+        if self.config.settings.cap_states and self.steps and self.steps[-1].end == "cap" and len(ctx) > start:
+            positions.append(len(ctx) - 1)  # the step the cap cut ends here: a boundary of its own
         for state in self.srm.sync(ctx, capture=positions):
             self.window.push(state)
         h = entropy(self.srm.next_logits, self.config.settings.entropy_topk)

@@ -90,12 +90,15 @@ def test_alternating_caches_match_fresh_prefill(tiny_pair):
         torch.testing.assert_close(sess.next_logits, fresh.float(), atol=1e-4, rtol=1e-4)
 
 
-def test_captured_states_are_the_layer_input_at_boundaries(tiny_pair):
-    """The rank window receives hidden_states[layer] at each boundary token, as a full forward reports it."""
+@pytest.mark.parametrize("cap_states", [False, True])
+def test_captured_states_are_the_layer_input_at_boundaries(tiny_pair, cap_states):
+    """The rank window receives hidden_states[layer] at each boundary token, as a full forward reports it;
+    with ``cap_states`` also at the last token of each step the cap cut (and nowhere else)."""
     from tandem.engine import _Run
 
     engine = Engine(*tiny_pair)
-    cfg = RunConfig(method="srm", max_tokens=40, settings=Settings(window=2, delimiter=" ", layer=1, max_step_tokens=8))
+    cfg = RunConfig(method="srm", max_tokens=40, settings=Settings(window=2, delimiter=" ", layer=1, max_step_tokens=1,
+                                                                    cap_states=cap_states))
     r = _Run(engine, prompt_ids(engine.tokenizer, QUESTION), cfg, QUESTION, None)
     pushed = []
     orig = r.window.push
@@ -103,7 +106,14 @@ def test_captured_states_are_the_layer_input_at_boundaries(tiny_pair):
     r.execute()
     bounds = engine.boundaries(" ")
     positions = [p for p in range(r.ctx.prompt_len, r.srm.seen) if bounds.is_boundary(r.ctx.ids[p])]
-    assert len(pushed) == len(positions) > 0
+    ends, capped = r.ctx.prompt_len, []
+    for step in r.steps:
+        ends += len(step.ids)
+        if step.end == "cap" and ends <= r.srm.seen:
+            capped.append(ends - 1)
+    assert positions and capped, "the run must hold both kinds of step end to test them"
+    positions = sorted(positions + capped) if cap_states else positions
+    assert len(pushed) == len(positions)
     with torch.inference_mode():
         ids = torch.tensor([r.ctx.ids[: r.srm.seen]], device=tiny_pair[0].device)
         hs = tiny_pair[0].model(ids, output_hidden_states=True).hidden_states[1][0].cpu()

@@ -29,7 +29,7 @@ def has_collapsed(rank_history: list[list[int]], window: int, tr1: int, tr2: int
 @register
 class RankGuide(Policy):
     name = "rankguide"
-    reads = ("te", "tr1", "tr2", "window", "eps", "dims", "layer", "entropy_topk", "collapse_writer")
+    reads = ("te", "tr1", "tr2", "window", "eps", "dims", "layer", "cap_states", "entropy_topk", "collapse_writer")
 
     def warnings(self, max_ranks: list[int]) -> list[str]:
         s, out = self.settings, []

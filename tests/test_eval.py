@@ -593,8 +593,6 @@ def test_every_committed_record_keeps_its_grade_under_the_current_grader():
     root = Path(__file__).resolve().parents[1]
     n, differ = 0, []
     for f in sorted((root / "results").rglob("*.jsonl")):
-        if f.name == "problems.jsonl":  # the problem set an eval beside it read (``-d``), not an eval file
-            continue
         graded, changes = regrade(f, write=False)
         n += graded
         differ += [(f.name, i) for i, _, _ in changes]

@@ -1,7 +1,8 @@
 """Sliding window of the SRM's step-boundary hidden states and their TT ranks.
 
 The engine pushes one hidden state per reasoning step (the capture layer's
-input at the boundary token); once W states exist, every push yields the TT
+input at the boundary token, and with ``cap_states`` at the last token of a step
+the cap cut); once W states exist, every push yields the TT
 ranks of the W x d1 x d2 x d3 tensor of the newest W states.
 """
 

@@ -107,9 +107,9 @@ def _settings(run: Run) -> dict:
     return {**Settings().model_dump(), **run.settings}
 
 
-def _thresholds(run: Run, tr1: int | None, tr2: int | None) -> tuple[int, int]:
-    """The rank thresholds given to the study, else the run's own."""
-    settings = _settings(run)
+def _thresholds(run: Run, tr1: int | None, tr2: int | None, settings: dict | None = None) -> tuple[int, int]:
+    """The rank thresholds given to the study, else the run's own (from `settings` where the caller has them)."""
+    settings = settings if settings is not None else _settings(run)
     return (tr1 if tr1 is not None else settings["tr1"]), (tr2 if tr2 is not None else settings["tr2"])
 
 
@@ -124,8 +124,9 @@ def collapse_points(runs: list[Run], tr1: int | None, tr2: int | None) -> list[d
     cut short, and whether any of them were heading for a right answer."""
     out = []
     for run in runs:
-        t1, t2 = _thresholds(run, tr1, tr2)
-        w = _settings(run)["window"]
+        settings = _settings(run)
+        t1, t2 = _thresholds(run, tr1, tr2, settings)
+        w = settings["window"]
         for r in run.results:
             history = []  # the windows' ranks so far, as the engine hands them to the policy
             for i, step in enumerate(r["steps"]):

@@ -253,6 +253,11 @@ def test_report_states_each_runs_decode_speed_with_prefill_left_out(tmp_path):
     assert "(generated tokens per second of decoding, prefill excluded; SRM / LRM): router 10.0 / 5.0, srm 10.0 / -." in md
 
 
+_NO_LRM = {"completion_tokens": 0, "seconds": 0.0}
+_USAGE_BY_BOOT = {"aa": {"srm": {"completion_tokens": 10, "seconds": 1.0}, "lrm": _NO_LRM},
+                  "bb": {"srm": {"completion_tokens": 10, "seconds": 2.0}, "lrm": _NO_LRM}}
+
+
 def test_pareto_points_name_the_machine_that_measured_them_when_there_are_several(tmp_path):
     """Latencies from two machines: the host note gives each a letter and the plot prints each run's
     letters beside its point (``[A/B]`` for a run resumed on the other one); from one machine, no letters."""
@@ -262,7 +267,7 @@ def test_pareto_points_name_the_machine_that_measured_them_when_there_are_severa
     fast, slow = {"node": "vm", "boot": "aa", "cpus": 2, "cpu": "EPYC"}, {"node": "vm", "boot": "bb", "cpus": 2, "cpu": "EPYC"}
     for name, method, hosts in (("srm", "srm", [fast, fast]), ("lrm", "lrm", [fast, slow]), ("sr", "specreason", [slow, slow])):
         _write_run(tmp_path / f"{name}.jsonl", method, [True, False], accept=5)
-        _add_to_records(tmp_path / f"{name}.jsonl", [{"host": h} for h in hosts])
+        _add_to_records(tmp_path / f"{name}.jsonl", [{"host": h, "usage": _USAGE_BY_BOOT[h["boot"]]} for h in hosts])
     runs = load_runs([tmp_path])
     assert Machines.of(runs, {"q0", "q1"}).letters() == {"srm": "A", "lrm": "A/B", "sr": "B"}
     assert Machines.of([r for r in runs if r.name != "sr"], {"q0"}).letters() == {}  # srm's and lrm's first problems: one machine
@@ -271,6 +276,8 @@ def test_pareto_points_name_the_machine_that_measured_them_when_there_are_severa
     assert _point_text({"name": "srm", "method": "srm", "note": "-", "hosts": ""}) == ""
     md = (report([tmp_path]) / "report.md").read_text()
     assert "A = vm (boot aa): EPYC, 2 CPUs; B = vm (boot bb): EPYC, 2 CPUs." in md and "lrm A 1 (" in md
+    # the decode speed of a run measured on both machines, on each of them too (B decodes at half A's speed)
+    assert "SRM / LRM): lrm 6.7 / - (A 10.0 / -, B 5.0 / -), sr 5.0 / -, srm 10.0 / -." in md
 
 
 def test_lrm_share_counts_every_generated_token_and_tokens_the_final_text(tmp_path):

@@ -348,19 +348,33 @@ def _model(header: dict, role: str) -> str:
     return f"{m['name']} ({', '.join(marks)})" if marks else m["name"]
 
 
-def _speed_note(runs: list[Run], ids: set[str]) -> str:
+def _decode_speeds(recs: list[dict]) -> str:
+    """``SRM / LRM`` decode speed over ``recs``: generated tokens per second of decoding, '-' for a model
+    that wrote nothing."""
+    speeds = []
+    for role in ("srm", "lrm"):
+        use = [rec["usage"][role] for rec in recs if (rec.get("usage") or {}).get(role)]
+        toks = sum(u.get("completion_tokens", 0) for u in use)
+        secs = sum(u.get("seconds", 0.0) - u.get("prefill_seconds", 0.0) for u in use)
+        speeds.append(f"{toks / secs:.1f}" if toks and secs > 0 else "-")
+    return " / ".join(speeds)
+
+
+def _speed_note(runs: list[Run], ids: set[str], machines: Machines) -> str:
     """Each run's decode speed per model: generated tokens per second of decoding (prefill excluded),
     measured over the compared problems. Two machines with the same CPU name can decode at very different
-    speeds; this is what tells a slow latency from a slow host."""
+    speeds; this is what tells a slow latency from a slow host. A run resumed on another machine gets its
+    speed on each machine as well (by their letters), so that a reader can see how far the hosts differ."""
     parts = []
     for r in runs:
-        speeds = []
-        for role in ("srm", "lrm"):
-            use = [rec["usage"][role] for rec in r.results if rec["id"] in ids and (rec.get("usage") or {}).get(role)]
-            toks = sum(u.get("completion_tokens", 0) for u in use)
-            secs = sum(u.get("seconds", 0.0) - u.get("prefill_seconds", 0.0) for u in use)
-            speeds.append(f"{toks / secs:.1f}" if toks and secs > 0 else "-")
-        parts.append(f"{r.name} {speeds[0]} / {speeds[1]}")
+        recs = [rec for rec in r.results if rec["id"] in ids]
+        by_host: dict[str, list[dict]] = {}
+        for rec in recs:
+            by_host.setdefault(_host_label(rec.get("host")), []).append(rec)
+        split = ""
+        if len(by_host) > 1:
+            split = " (" + ", ".join(f"{machines.letter[h]} {_decode_speeds(xs)}" for h, xs in sorted(by_host.items())) + ")"
+        parts.append(f"{r.name} {_decode_speeds(recs)}{split}")
     return "Decode speed (generated tokens per second of decoding, prefill excluded; SRM / LRM): " + ", ".join(parts) + "."
 
 
@@ -387,7 +401,7 @@ def report(paths: list[str | Path], out: Path | None = None, limit: int | None =
         row["hosts"] = letters.get(row["name"], "")
     seeds = seed_groups(runs)
     notes = (_concurrency_note(runs, id_set), machines.note(), _processor_note(runs, id_set), _versions_note(runs, id_set),
-             _load_note(busy), _speed_note(runs, id_set), _seed_note(seeds, rows, shared_settings(runs)))
+             _load_note(busy), _speed_note(runs, id_set, machines), _seed_note(seeds, rows, shared_settings(runs)))
     for note in notes:
         if note:
             md += "\n" + note + "\n"

@@ -107,9 +107,8 @@ def _settings(run: Run) -> dict:
     return {**Settings().model_dump(), **run.settings}
 
 
-def _thresholds(run: Run, tr1: int | None, tr2: int | None, settings: dict | None = None) -> tuple[int, int]:
-    """The rank thresholds given to the study, else the run's own (from `settings` where the caller has them)."""
-    settings = settings if settings is not None else _settings(run)
+def _thresholds(settings: dict, tr1: int | None, tr2: int | None) -> tuple[int, int]:
+    """The rank thresholds given to the study, else the run's own (``settings``: ``_settings(run)``)."""
     return (tr1 if tr1 is not None else settings["tr1"]), (tr2 if tr2 is not None else settings["tr2"])
 
 
@@ -125,7 +124,7 @@ def collapse_points(runs: list[Run], tr1: int | None, tr2: int | None) -> list[d
     out = []
     for run in runs:
         settings = _settings(run)
-        t1, t2 = _thresholds(run, tr1, tr2, settings)
+        t1, t2 = _thresholds(settings, tr1, tr2)
         w = settings["window"]
         for r in run.results:
             history = []  # the windows' ranks so far, as the engine hands them to the policy
@@ -142,7 +141,7 @@ def collapse_points(runs: list[Run], tr1: int | None, tr2: int | None) -> list[d
 def entropy_by_rank(runs: list[Run], tr1: int | None, tr2: int | None) -> dict[str, list[float]]:
     out = {"low rank": [], "high rank": []}
     for run in runs:
-        t1, t2 = _thresholds(run, tr1, tr2)
+        t1, t2 = _thresholds(_settings(run), tr1, tr2)
         for r in run.results:
             for s in r["steps"]:
                 sig = s["signals"]

@@ -234,13 +234,17 @@ def _host_label(h: dict | None) -> str:
     return f"{h.get('node')}{boot}: {processor(h)}, {h.get('cpus')} CPUs{bf16}"
 
 
+def _mean_latency(recs: list[dict]) -> float:
+    return statistics.fmean(rec["latency_s"] for rec in recs)
+
+
 @dataclass
 class Machines:
-    """Each run's latencies grouped by the machine that measured them (run -> machine label -> latencies),
+    """Each run's records grouped by the machine that measured them (run -> machine label -> records),
     and a letter for each machine (A, B, ... in the order of their labels): a resumed file may span
     several machines, and a reader should compare runs on one."""
 
-    per_run: dict[str, dict[str, list[float]]]
+    per_run: dict[str, dict[str, list[dict]]]
     letter: dict[str, str]
 
     @classmethod
@@ -249,7 +253,7 @@ class Machines:
         for r in runs:
             for rec in r.results:
                 if rec["id"] in ids:
-                    per_run[r.name].setdefault(_host_label(rec.get("host")), []).append(rec["latency_s"])
+                    per_run[r.name].setdefault(_host_label(rec.get("host")), []).append(rec)
         hosts = sorted({h for lat in per_run.values() for h in lat})
         return cls(per_run, {h: chr(ord("A") + i) for i, h in enumerate(hosts)})
 
@@ -268,14 +272,14 @@ class Machines:
             return ""
         machines = "; ".join(f"{x} = {h}" for h, x in sorted(self.letter.items()))
         shares = ", ".join(
-            f"{n} " + " / ".join(f"{self.letter[h]} {len(xs)} ({statistics.fmean(xs):.1f} s)" for h, xs in sorted(lat.items()))
+            f"{n} " + " / ".join(f"{self.letter[h]} {len(xs)} ({_mean_latency(xs):.1f} s)" for h, xs in sorted(lat.items()))
             for n, lat in self.per_run.items()
         )
         return f"Latency measured on more than one machine: {machines}. Problems per machine (mean latency there): {shares}."
 
     def of_run(self, name: str) -> dict[str, dict]:
         """For report.json: each machine that measured ``name``, with its problems and mean latency."""
-        return {h: {"problems": len(xs), "latency_s": statistics.fmean(xs)} for h, xs in sorted(self.per_run[name].items())}
+        return {h: {"problems": len(xs), "latency_s": _mean_latency(xs)} for h, xs in sorted(self.per_run[name].items())}
 
 
 def _processor_note(runs: list[Run], ids: set[str]) -> str:
@@ -360,21 +364,19 @@ def _decode_speeds(recs: list[dict]) -> str:
     return " / ".join(speeds)
 
 
-def _speed_note(runs: list[Run], ids: set[str], machines: Machines) -> str:
+def _speed_note(runs: list[Run], machines: Machines) -> str:
     """Each run's decode speed per model: generated tokens per second of decoding (prefill excluded),
-    measured over the compared problems. Two machines with the same CPU name can decode at very different
-    speeds; this is what tells a slow latency from a slow host. A run resumed on another machine gets its
-    speed on each machine as well (by their letters), so that a reader can see how far the hosts differ."""
+    measured over the compared problems (``machines`` holds each run's records of them, by machine). Two
+    machines with the same CPU name can decode at very different speeds; this is what tells a slow latency
+    from a slow host. A run resumed on another machine gets its speed on each machine as well (by their
+    letters), so that a reader can see how far the hosts differ."""
     parts = []
     for r in runs:
-        recs = [rec for rec in r.results if rec["id"] in ids]
-        by_host: dict[str, list[dict]] = {}
-        for rec in recs:
-            by_host.setdefault(_host_label(rec.get("host")), []).append(rec)
+        by_host = machines.per_run[r.name]
         split = ""
         if len(by_host) > 1:
             split = " (" + ", ".join(f"{machines.letter[h]} {_decode_speeds(xs)}" for h, xs in sorted(by_host.items())) + ")"
-        parts.append(f"{r.name} {_decode_speeds(recs)}{split}")
+        parts.append(f"{r.name} {_decode_speeds([rec for xs in by_host.values() for rec in xs])}{split}")
     return "Decode speed (generated tokens per second of decoding, prefill excluded; SRM / LRM): " + ", ".join(parts) + "."
 
 
@@ -401,7 +403,7 @@ def report(paths: list[str | Path], out: Path | None = None, limit: int | None =
         row["hosts"] = letters.get(row["name"], "")
     seeds = seed_groups(runs)
     notes = (_concurrency_note(runs, id_set), machines.note(), _processor_note(runs, id_set), _versions_note(runs, id_set),
-             _load_note(busy), _speed_note(runs, id_set, machines), _seed_note(seeds, rows, shared_settings(runs)))
+             _load_note(busy), _speed_note(runs, machines), _seed_note(seeds, rows, shared_settings(runs)))
     for note in notes:
         if note:
             md += "\n" + note + "\n"

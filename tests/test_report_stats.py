@@ -321,9 +321,10 @@ def test_report_tex_compiles(tmp_path):
 
 
 def _traced(correct: bool, r2s: list[int]) -> dict:
-    """A record whose steps carry these r2 values (one full window each) after one step without a window."""
+    """A record whose steps carry these r2 values (one full window each) after one step without a window,
+    every step ended at the delimiter."""
     steps = [{"signals": {"r1": None, "r2": None}}] + [{"signals": {"r1": 4, "r2": v}} for v in r2s]
-    return {"correct": correct, "steps": steps}
+    return {"correct": correct, "steps": [{**s, "end": "boundary", "text": "step\n\n"} for s in steps]}
 
 
 def test_rank_study_sets_minima_side_by_side_at_equal_window_counts():
@@ -389,3 +390,26 @@ def test_collapse_test_fires_where_w_windows_in_a_row_are_low_rank():
         ("p0", 3, 6, False, "budget"), ("p3", 2, 3, True, "eos")]  # step 0 of each trace has no window
     # a lower tr2 (strictly below it is low): only the two windows at 16 remain low, and r2 = 30 is not
     assert [(h["id"], h["step"]) for h in collapse_points([run], tr1=3, tr2=30)] == [("p0", 5)]
+
+
+def test_a_step_after_a_cut_one_repeats_the_old_window_and_is_not_a_window_of_its_own():
+    """A step cut at max_step_tokens takes no boundary state, so the next step records the same window's
+    ranks again: the study counts it once, as the engine's rank history does, and the collapse test does
+    not fire on the repeats. With cap_states the cut step's last token is a state, and it is a window."""
+    from pathlib import Path
+
+    from tandem.analysis.runs import Run
+    from tandem.analysis.study import collapse_points, rank_samples
+
+    record = {**_traced(False, [30, 30, 30, 44]), "id": "p0", "finish_reason": "budget"}
+    for i in (1, 2):  # steps 1 and 2 are cut: steps 2 and 3 show step 1's window again, step 4 a new one
+        record["steps"][i]["end"] = "cap"
+    record["steps"][-1]["end"] = "budget"
+    header = {"config": {"method": "srm", "settings": {"window": 2, "tr1": 3, "tr2": 41}}}
+    run = Run("srm", Path("srm.jsonl"), header, [record])
+    assert [(r["windows"], r["r2s"]) for r in rank_samples([run])] == [(2, [30, 44])]
+    assert collapse_points([run], None, None) == []  # one low window, seen three times, is not two windows
+    capped = Run("srm", Path("srm.jsonl"), {"config": {"method": "srm", "settings": {
+        **header["config"]["settings"], "cap_states": True}}}, [record])
+    assert rank_samples([capped])[0]["windows"] == 4
+    assert [h["step"] for h in collapse_points([capped], None, None)] == [2]

@@ -42,6 +42,18 @@ def _stats(xs: list[float]) -> str:
     return f"n={len(xs)}, mean {statistics.fmean(xs):.3f}, median {statistics.median(xs):.3f}"
 
 
+def window_signals(run: Run, record: dict) -> list[tuple[int, dict]]:
+    """``(step index, signals)`` of the steps at which a new full window of boundary states arrived, in
+    order: the windows themselves, as the engine's rank history holds them. A step records the ranks of
+    the newest window, and a step the ``max_step_tokens`` cap cut takes no state (unless the run set
+    ``cap_states``), so the step after it repeats the old window's ranks; the engine reads one state per
+    step that ended at a delimiter (a step ends at its first), which the next step's signals show."""
+    ends = {"boundary", "cap"} if _settings(run)["cap_states"] else {"boundary"}
+    steps = record["steps"]
+    return [(i, s["signals"]) for i, s in enumerate(steps)
+            if s["signals"].get("r1") is not None and i > 0 and steps[i - 1]["end"] in ends]
+
+
 def rank_samples(runs: list[Run]) -> list[dict]:
     """One row per sample with at least one full window: its run and id, whether it is correct, how many
     windows it has, its minimum r1 and r2, its first window's r2 and every window's r2 in order (None and
@@ -49,8 +61,9 @@ def rank_samples(runs: list[Run]) -> list[dict]:
     rows = []
     for run in runs:
         for r in run.results:
-            r1 = [s["signals"]["r1"] for s in r["steps"] if s["signals"].get("r1") is not None]
-            r2 = [s["signals"]["r2"] for s in r["steps"] if s["signals"].get("r2") is not None]
+            windows = [sig for _, sig in window_signals(run, r)]
+            r1 = [sig["r1"] for sig in windows]
+            r2 = [sig["r2"] for sig in windows if sig.get("r2") is not None]
             if r1:
                 rows.append({"run": run.name, "id": r.get("id"), "correct": bool(r["correct"]), "windows": len(r1),
                              "min_r1": min(r1), "min_r2": min(r2) if r2 else None, "first_r2": r2[0] if r2 else None,
@@ -128,9 +141,8 @@ def collapse_points(runs: list[Run], tr1: int | None, tr2: int | None) -> list[d
         w = settings["window"]
         for r in run.results:
             history = []  # the windows' ranks so far, as the engine hands them to the policy
-            for i, step in enumerate(r["steps"]):
-                if step["signals"].get("r1") is not None:
-                    history.append(_ranks(step["signals"]))
+            for i, sig in window_signals(run, r):
+                history.append(_ranks(sig))
                 if has_collapsed(history, w, t1, t2):
                     out.append({"run": run.name, "id": r.get("id"), "correct": bool(r["correct"]), "step": i,
                                 "steps": len(r["steps"]), "finish_reason": r.get("finish_reason")})

@@ -376,6 +376,8 @@ def test_cli_eval_sweep_report_analyze(tiny_pair_dirs, problems_file, tmp_path):
     assert len(data["validation"]["lrm"]["all"]) == len(QUESTIONS) and set(data["entropy_by_rank"]) == {"low rank", "high rank"}
     assert sum(len(b["entropy"]) for b in data["entropy_by_r2_band"]) == len(data["step_signals"])
     assert "The collapse test (Eq. 4" in summary and len(data["collapse"]) <= data["samples_with_windows"]
+    assert "## 4. Loops" in summary and [t["run"] for t in data["loops_by_run"]] == ["srm", "lrm"]
+    assert data["loops_by_run"][1]["collapse_before"] is None  # the LRM's traces have no rank signals
 
     # eval on its own, then a resume with other settings: exit 2, file untouched
     one = tmp_path / "one.jsonl"

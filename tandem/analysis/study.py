@@ -13,6 +13,9 @@
    r2 from the lowest tenth up, since a threshold pools the lowest ranks (a
    trajectory repeating itself: confident, low entropy) with moderate ones.
 3. Validation step ratio by run (SRM vs LRM) and by outcome.
+4. Traces that end in a verbatim loop, and whether the SRM took any boundary
+   state while it ran (``tandem.analysis.loops``): a loop inside steps the
+   token cap cuts gives the rank signals, and the collapse test, nothing to see.
 
 Ranks exist only where a full window of W boundary states existed, so the
 study reports how many samples had any; on short solutions (GSM8K with the
@@ -31,6 +34,7 @@ import math
 import statistics
 from pathlib import Path
 
+from tandem.analysis.loops import loop_rows, loop_table, loops_md
 from tandem.analysis.runs import Run, load_runs, pyplot, save_figure
 from tandem.config import Settings
 from tandem.policies.rankguide import has_collapsed, rank_is_low
@@ -403,11 +407,16 @@ def analyze(paths: list[str | Path], out: Path, tr1: int | None = None, tr2: int
     fig.tight_layout()
     save_figure(fig, out / "validation_ratio.png")
 
+    loops = loop_rows(runs, collapsed)
+    loop_counts = loop_table(runs, loops)
+    md += loops_md(loop_counts, loops)
+
     md.append("\n![min ranks](min_ranks.png)\n![min r2 vs windows](min_r2_vs_windows.png)\n![r2 by position](r2_by_position.png)\n![entropy](entropy_by_rank.png)\n![entropy vs r2](entropy_vs_r2.png)\n![validation](validation_ratio.png)\n")
     (out / "summary.md").write_text("\n".join(md))
     data = {"runs": [{"name": r.name, "method": r.method, "path": str(r.path), "problems": len(r.results)} for r in runs],
             "tr1": tr1, "tr2": tr2, "samples": total, "samples_with_windows": with_ranks,
             "min_ranks": mins, "rank_samples": rows, "min_r2_by_windows": binned, "r2_by_position": positions,
-            "entropy_by_rank": ent, "entropy_by_r2_band": bands, "step_signals": steps, "collapse": collapsed, "validation": val}
+            "entropy_by_rank": ent, "entropy_by_r2_band": bands, "step_signals": steps, "collapse": collapsed, "validation": val,
+            "loops": loops, "loops_by_run": loop_counts}
     (out / "summary.json").write_text(json.dumps(data) + "\n")
     return out

@@ -38,6 +38,13 @@ class Settings(BaseModel):
         "that loops without writing the delimiter still moves the rank window; off: states at delimiter tokens "
         "only (the paper)",
     )
+    loop_tokens: int = Field(
+        0,
+        ge=0,
+        description="RankGuide: treat a trace whose generated tokens end in one unit repeated at least three times, "
+        "this many tokens or more in all, as collapsed (the final answer now, as Eq. 4). It sees the loops inside "
+        "steps the cap cuts, where no boundary state is taken; 0: off (the paper)",
+    )
     # steering (with RunConfig.steer: a vector file from `tandem calibrate`)
     alpha: float = Field(1.0, description="steering strength: alpha * v is added at boundary positions")
     steer_kind: Literal["rankguide", "seal"] = Field("rankguide", description="which vector of the steering file")

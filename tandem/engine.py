@@ -36,6 +36,7 @@ from tandem.policies import Decision, Policy, Signals, StepView, get_policy
 from tandem.prompt import FINAL_ANSWER_CUE, INSTRUCTION, mentor_ids, prompt_ids, scoring_ids
 from tandem.sampling import Sampler, problem_seed
 from tandem.signals import BoundaryTokens, RankWindow, entropy
+from tandem.signals.repetition import trailing_repeat
 from tandem.steering import Steering, SteerVectors
 from tandem.step_labels import StepLabeler
 from tandem.trace import Step, Trace
@@ -225,7 +226,16 @@ class _Run:
         for state in self.srm.sync(ctx, capture=positions):
             self.window.push(state)
         h = entropy(self.srm.next_logits, self.config.settings.entropy_topk)
-        return Signals(entropy=h, ranks=self.window.ranks)
+        return Signals(entropy=h, ranks=self.window.ranks, loop=self.loop_period())
+
+    def loop_period(self) -> int | None:
+        """Period of the verbatim repetition the generated tokens end in, where ``loop_tokens`` asks for it
+        (units up to a step long: ``max_step_tokens``)."""
+        s = self.config.settings
+        if not s.loop_tokens:
+            return None
+        found = trailing_repeat(self.ctx.ids[self.ctx.prompt_len :], s.loop_tokens, s.max_step_tokens)
+        return found[0] if found else None
 
     def session(self, writer: str) -> Session:
         if writer == "lrm" and self.lrm is None:

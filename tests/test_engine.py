@@ -130,6 +130,28 @@ def test_rankguide_collapse_stops_with_final_answer(tiny_pair):
     assert all(s.writer == "lrm" for s in trace.steps[:-1] if s.signals["r1"] is not None)
 
 
+def test_rankguide_loop_tokens_stops_a_loop_its_rank_windows_cannot_see(tiny_pair):
+    """The tiny SRM, greedy, falls into a loop inside steps the 6-token cap cuts: no delimiter, so no
+    boundary state and no window; the collapse test cannot fire and the trace runs to the budget.
+    With loop_tokens the engine's loop signal sees the repeated tokens and RankGuide answers there."""
+    from tandem.signals.repetition import trailing_repeat
+
+    engine, srm = run(tiny_pair, "srm", max_tokens=100, max_step_tokens=6)
+    generated = ctx_ids(engine, srm)[len(prompt_ids(engine.tokenizer, QUESTION)):]
+    assert srm.finish_reason == "budget" and trailing_repeat(generated, 16, 6) is not None
+    never_routes = dict(max_tokens=100, max_step_tokens=6, window=2, te=99.0, tr1=0, tr2=0)
+    _, blind = run(tiny_pair, "rankguide", **never_routes)
+    assert blind.finish_reason == "budget" and blind.text == srm.text
+    assert all(s.end == "cap" or s.end == "budget" for s in blind.steps) and all(s.signals["r1"] is None for s in blind.steps)
+    assert all("loop" not in s.signals for s in blind.steps)  # records keep their shape where the setting is off
+    _, stopped = run(tiny_pair, "rankguide", loop_tokens=16, **never_routes)
+    assert stopped.finish_reason == "collapse" and srm.text.startswith("".join(s.text for s in stopped.steps[:-1]))
+    last = stopped.steps[-1]
+    assert last.reason.startswith("collapse: the trace repeats a") and last.text.startswith("Final answer: \\boxed{")
+    assert last.signals["loop"] >= 1 and all("loop" not in s.signals for s in stopped.steps[:-1])
+    assert sum(len(s.ids) for s in stopped.steps[:-1]) < 60  # stopped within a few cut steps of the loop's start
+
+
 def test_rankguide_routes_on_entropy_before_window_is_full(tiny_pair):
     _, hi = run(tiny_pair, "rankguide", max_tokens=30, max_step_tokens=5, te=0.0)
     assert {s.writer for s in hi.steps} == {"lrm"} and all(s.signals["r1"] is None for s in hi.steps)

@@ -9,8 +9,9 @@ This module finds the traces whose text ends in a verbatim repetition and counts
 while it ran, so ``tandem analyze`` can say how many of a run's token-budget cuts are such loops
 and how many of those the rank signals were blind to.
 
-The detector is this project's own, a plain periodicity test on the trace's tail. It reads text
-because a record keeps its steps' texts, not their token ids; a verbatim loop is verbatim in either.
+The detector (``tandem.signals.repetition``, this project's own) is the engine's loop signal, read
+here on text because a record keeps its steps' texts, not their token ids; a verbatim loop is
+verbatim in either.
 """
 
 from __future__ import annotations
@@ -18,24 +19,17 @@ from __future__ import annotations
 import numpy as np
 
 from tandem.analysis.runs import Run
+from tandem.signals.repetition import trailing_repeat
 
 MIN_LOOP_CHARS = 64  # shorter repeats ("1, 1, 1") are ordinary mathematics, not a stuck trace
 MAX_PERIOD = 1000  # the longest repeated unit looked for (several steps' worth of text)
 
 
 def trailing_loop(text: str, min_chars: int = MIN_LOOP_CHARS, max_period: int = MAX_PERIOD) -> tuple[int, int] | None:
-    """``(period, length)`` of the verbatim repetition ``text`` ends in, or None: the smallest period p
-    such that the text's end is one unit of p characters followed by at least two more copies of it
-    (the last may be cut short, as the token budget cuts it), ``length`` characters in all, at least
-    ``min_chars``."""
-    tail = text[-4 * max_period:]
-    chars = np.frombuffer(tail.encode("utf-32-le"), dtype=np.uint32)  # one code point per element
-    for p in range(1, min(max_period, len(chars) // 3) + 1):
-        differs = np.flatnonzero(chars[p:] != chars[:-p])
-        same = len(chars) - p if len(differs) == 0 else len(chars) - p - 1 - int(differs[-1])  # trailing agreement
-        if same >= 2 * p and same + p >= min_chars:
-            return p, same + p
-    return None
+    """``(period, length)`` in characters of the verbatim repetition ``text`` ends in (a unit and at
+    least two more copies, the last possibly cut short, ``min_chars`` or more in all), or None."""
+    chars = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)  # one code point per element
+    return trailing_repeat(chars, min_chars, max_period)
 
 
 def _steps_spanned(steps: list[dict], chars: int) -> list[dict]:

@@ -22,10 +22,13 @@ class Signals:
 
     ``entropy``: of the SRM's next-token distribution (the first token of this step).
     ``ranks``: TT ranks r1..rN of the newest window of W boundary states (None before W steps).
+    ``loop``: period in tokens of the verbatim repetition the generated tokens end in (None: none,
+    or not asked for: computed only where ``loop_tokens`` is set).
     """
 
     entropy: float | None = None
     ranks: list[int] | None = None
+    loop: int | None = None
 
     @property
     def r1(self) -> int | None:
@@ -37,7 +40,8 @@ class Signals:
 
     def to_dict(self) -> dict:
         e = None if self.entropy is None else round(self.entropy, 4)
-        return {"entropy": e, "r1": self.r1, "r2": self.r2}
+        out = {"entropy": e, "r1": self.r1, "r2": self.r2}
+        return out if self.loop is None else {**out, "loop": self.loop}  # records without loops keep their shape
 
 
 @dataclass

@@ -7,6 +7,10 @@ Before every step:
 2. Route (Eq. 5): the LRM writes the step if the current window is low rank
    (r1 < tr1 or r2 < tr2) or the step's first-token entropy >= te; otherwise
    the SRM writes it. Before W boundary states exist only entropy decides.
+
+With ``loop_tokens`` set (off by default; not in the paper) a trace whose tokens end in a verbatim
+loop counts as collapsed too: a loop inside steps the cap cuts takes no boundary state, so step 1
+cannot see it (``tandem.signals.repetition``).
 """
 
 from __future__ import annotations
@@ -29,7 +33,8 @@ def has_collapsed(rank_history: list[list[int]], window: int, tr1: int, tr2: int
 @register
 class RankGuide(Policy):
     name = "rankguide"
-    reads = ("te", "tr1", "tr2", "window", "eps", "dims", "layer", "cap_states", "entropy_topk", "collapse_writer")
+    reads = ("te", "tr1", "tr2", "window", "eps", "dims", "layer", "cap_states", "entropy_topk", "collapse_writer",
+             "loop_tokens")
 
     def warnings(self, max_ranks: list[int]) -> list[str]:
         s, out = self.settings, []
@@ -46,6 +51,8 @@ class RankGuide(Policy):
         if has_collapsed(view.rank_history, s.window, s.tr1, s.tr2):
             return Decision(s.collapse_writer, f"collapse: rank low for {s.window} consecutive windows", finish=True)
         sig = view.signals
+        if sig.loop is not None:  # only with loop_tokens set: this project's addition, not the paper's
+            return Decision(s.collapse_writer, f"collapse: the trace repeats a {sig.loop}-token unit", finish=True)
         if sig.ranks is not None and rank_is_low(sig.ranks, s.tr1, s.tr2):
             return Decision("lrm", f"low rank r1={sig.r1} r2={sig.r2} (tr1 {s.tr1}, tr2 {s.tr2})")
         if sig.entropy is not None and sig.entropy >= s.te:

@@ -60,7 +60,6 @@ def loop_rows(runs: list[Run], collapsed: list[dict]) -> list[dict]:
     fired = {(c["run"], c["id"]): c["step"] for c in collapsed}
     out = []
     for run in runs:
-        ends_with_state = {"boundary", "cap"} if run.settings.get("cap_states", False) else {"boundary"}
         ranked = _has_ranks(run)
         for r in run.results:
             text = "".join(s["text"] for s in r["steps"])
@@ -72,7 +71,7 @@ def loop_rows(runs: list[Run], collapsed: list[dict]) -> list[dict]:
             out.append({"run": run.name, "id": r.get("id"), "correct": bool(r["correct"]),
                         "finish_reason": r.get("finish_reason"), "period": period, "chars": chars,
                         "start_step": len(r["steps"]) - len(spanned), "step_ends": [s["end"] for s in spanned],
-                        "states": sum(s["end"] in ends_with_state for s in spanned[:-1]),
+                        "states": sum(s["end"] in run.state_ends for s in spanned[:-1]),
                         "ranked": ranked, "collapse_step": fired.get((run.name, r.get("id"))),
                         "unit": text[-chars:][:period]})
     return out

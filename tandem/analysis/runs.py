@@ -38,6 +38,12 @@ class Run:
         return config.get("settings", {}) if isinstance(config, dict) else {}
 
     @property
+    def state_ends(self) -> set[str]:
+        """How a step ends where the SRM takes a boundary state at its last token: at the delimiter, and
+        where the run set ``cap_states`` at the ``max_step_tokens`` cut too."""
+        return {"boundary", "cap"} if self.settings.get("cap_states", False) else {"boundary"}
+
+    @property
     def steered(self) -> bool:
         return bool(self.header.get("steer"))
 

@@ -52,8 +52,7 @@ def window_signals(run: Run, record: dict) -> list[tuple[int, dict]]:
     the newest window, and a step the ``max_step_tokens`` cap cut takes no state (unless the run set
     ``cap_states``), so the step after it repeats the old window's ranks; the engine reads one state per
     step that ended at a delimiter (a step ends at its first), which the next step's signals show."""
-    ends = {"boundary", "cap"} if _settings(run)["cap_states"] else {"boundary"}
-    steps = record["steps"]
+    steps, ends = record["steps"], run.state_ends
     return [(i, s["signals"]) for i, s in enumerate(steps)
             if s["signals"].get("r1") is not None and i > 0 and steps[i - 1]["end"] in ends]
 

@@ -19,6 +19,11 @@ from tandem.step_labels import StepLabeler, validation_ratio
         (None, "72", False),
         ("", "72", False),
         ("x+1", "x+2", False),
+        # the fallback reads an answer that is one number, not the last number of any answer (before
+        # 2026-12-06 these three passed: MATH-500's SRM answered \frac{1}{3} for a gold 3)
+        ("\\frac{1}{3}", "3", False),
+        ("1/3", "3", False),
+        ("3\\sqrt{2}", "2", False),
     ],
 )
 def test_grade_math(answer, gold, ok):

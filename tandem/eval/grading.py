@@ -86,11 +86,22 @@ def grade_math(answer: str | None, gold: str) -> bool:
             return True
     except Exception:  # math-verify raises on exotic LaTeX (or timed out); fall through to the numeric check
         pass
-    g = _as_number(gold)
-    if g is None:
-        return False
-    numbers = _NUMBER.findall(answer.replace(",", ""))
-    return bool(numbers) and abs(float(numbers[-1]) - g) <= 1e-6 * max(1.0, abs(g))
+    g, a = _as_number(gold), _lone_number(answer)
+    return g is not None and a is not None and abs(a - g) <= 1e-6 * max(1.0, abs(g))
+
+
+_NOT_LONE = re.compile(r"\\(?:frac|dfrac|tfrac|sqrt|pi|times|cdot|div)|[/^*:]|\d\s*[a-zA-Z]\s*$")
+
+
+def _lone_number(answer: str) -> float | None:
+    """The number of an answer that is one number with words or a unit around it ("18 dollars",
+    "\\$18.00"), which math-verify may not read; None for anything else. Until 2026-12-06 the fallback
+    took the *last* number of any answer, so \\frac{1}{3} passed for a gold 3 (RESULTS.md)."""
+    text = answer.replace(",", "")
+    numbers = _NUMBER.findall(text)
+    if len(numbers) != 1 or _NOT_LONE.search(text):
+        return None
+    return float(numbers[0])
 
 
 @dataclass

@@ -5,8 +5,9 @@ braces handled by ``tandem.answer``); gold and answer are parsed and compared
 by math-verify (symbolic and numeric equality: ``1/2`` == ``0.5``,
 ``(x+1)^2`` == ``x^2+2x+1``). GSM8K golds are plain numbers while small
 models often box units (``\\boxed{18 \\text{ dollars}}``, ``\\$18``); when the
-gold is a number and math-verify says no, the last number in the boxed answer
-is compared numerically. No box means no answer: it is graded wrong.
+gold is a number and math-verify says no, a boxed answer that is one number with
+words or a unit around it is compared numerically (``_lone_number``; never a
+number taken out of an expression). No box means no answer: it is graded wrong.
 math-verify bounds its parsing and comparing with ``signal.alarm``, which only
 a main thread may set; called from another thread (eval's workers) it raises,
 so there it runs in a grader process of its own (``_verify``), with its own
@@ -90,6 +91,8 @@ def grade_math(answer: str | None, gold: str) -> bool:
     return g is not None and a is not None and abs(a - g) <= 1e-6 * max(1.0, abs(g))
 
 
+# a number inside an expression rather than beside words: a fraction, root, product, power, ratio,
+# or one letter right after the number ("3x", "2 n"); "18 dollars", "18 cm", "x = 18" stay numbers
 _NOT_LONE = re.compile(r"\\(?:frac|dfrac|tfrac|sqrt|pi|times|cdot|div)|[/^*:]|\d\s*[a-zA-Z]\s*$")
 
 

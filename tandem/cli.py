@@ -593,7 +593,8 @@ def regrade(
     dry_run: bool = typer.Option(False, "--dry-run", help="only say what would change"),
 ):
     """Grade eval files again from their texts with this tandem's grader (files written before 16b0d82
-    graded non-number golds such as MATH-500's wrong)."""
+    graded non-number golds such as MATH-500's wrong; files before 8199f20 passed answers like
+    \\frac{1}{3} for a gold 3)."""
     from tandem.eval.regrade import regrade as run_regrade
 
     failed = False

@@ -3,7 +3,9 @@
 Why: until 16b0d82 eval's worker threads graded by the numeric fallback alone
 (math-verify raised off the main thread, ``tandem/eval/grading.py``), so a file
 whose golds are not numbers (MATH-500's fractions, tuples, words) carries
-wrong verdicts though its texts are right. Regrading recomputes ``answer``,
+wrong verdicts though its texts are right; and until 8199f20 that fallback read the last number
+of any answer (``\\frac{1}{3}`` passed for a gold 3), so a file may carry wrong "correct"
+verdicts as well. Regrading recomputes ``answer``,
 ``correct`` and ``grade_note`` of each math record exactly as ``tandem eval``
 does now, and nothing else; code problems (decided by running their tests) are
 left as they are. The file is replaced atomically, and its header gains a

@@ -554,12 +554,14 @@ def analyze(
     out: Path = typer.Option(Path("figures"), "--out", "-o"),
     tr1: Optional[int] = typer.Option(None, help="low-rank threshold for the entropy split (default: each run's)"),
     tr2: Optional[int] = typer.Option(None),
+    limit: Optional[int] = typer.Option(None, "--limit", help="study only the first N problems all the runs finished "
+                                        "(in the first run's order), e.g. to keep a study fixed while its runs grow"),
 ):
     """The paper's section-3 study on your traces: rank minima, entropy by rank, validation ratios."""
     from tandem.analysis.study import analyze as run_analysis
 
     try:
-        folder = run_analysis(runs, out, tr1, tr2)
+        folder = run_analysis(runs, out, tr1, tr2, limit)
     except USER_ERRORS as e:
         _fail(e)
     print((folder / "summary.md").read_text())

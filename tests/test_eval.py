@@ -378,6 +378,14 @@ def test_cli_eval_sweep_report_analyze(tiny_pair_dirs, problems_file, tmp_path):
     assert "The collapse test (Eq. 4" in summary and len(data["collapse"]) <= data["samples_with_windows"]
     assert "## 4. Loops" in summary and [t["run"] for t in data["loops_by_run"]] == ["srm", "lrm"]
     assert data["loops_by_run"][1]["collapse_before"] is None  # the LRM's traces have no rank signals
+    # --limit: the first N problems both runs finished, and the study says so
+    res = _cli("analyze", out / "srm.jsonl", out / "lrm.jsonl", "--limit", 2, "-o", tmp_path / "fig2", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    data = json.loads((tmp_path / "fig2" / "summary.json").read_text())
+    assert data["limit"] == 2 and data["samples"] == 2 and [r["problems"] for r in data["runs"]] == [2, 2]
+    assert "Runs (the first 2 problems all the runs finished): srm (srm, 2 problems)" in (tmp_path / "fig2" / "summary.md").read_text()
+    res = _cli("analyze", out / "srm.jsonl", "--limit", 0, "-o", tmp_path / "fig3", cwd=tmp_path)
+    assert res.returncode == 2 and "--limit must be at least 1" in res.stderr
 
     # eval on its own, then a resume with other settings: exit 2, file untouched
     one = tmp_path / "one.jsonl"

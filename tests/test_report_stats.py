@@ -280,6 +280,33 @@ def test_pareto_points_name_the_machine_that_measured_them_when_there_are_severa
     assert "SRM / LRM): lrm 6.7 / - (A 10.0 / -, B 5.0 / -), sr 5.0 / -, srm 10.0 / -." in md
 
 
+def test_latency_vs_lrm_on_one_machine_where_runs_span_machines(tmp_path):
+    """The LRM-only run measured q0-q1 on A and q2-q3 on B; a router measured q0 on A (in half the LRM's
+    time there) and q1-q3 on B (B is slower: 3 s a problem against the LRM's 4 s there). The table's ratio
+    mixes the hosts; the note and report.json give it per machine, on the problems both measured there."""
+    a, b = {"node": "vm", "boot": "aa", "cpus": 2, "cpu": "EPYC"}, {"node": "vm", "boot": "bb", "cpus": 2, "cpu": "EPYC"}
+    _write_run(tmp_path / "lrm.jsonl", "lrm", [True] * 4)
+    _add_to_records(tmp_path / "lrm.jsonl", [{"host": a, "latency_s": 2.0}, {"host": a, "latency_s": 2.0},
+                                             {"host": b, "latency_s": 4.0}, {"host": b, "latency_s": 4.0}])
+    _write_run(tmp_path / "rg.jsonl", "rankguide", [True] * 4)
+    _add_to_records(tmp_path / "rg.jsonl", [{"host": a, "latency_s": 1.0}] + [{"host": b, "latency_s": 3.0}] * 3)
+    _write_run(tmp_path / "srm.jsonl", "srm", [True] * 4)  # measured where the LRM was, problem by problem: no note
+    _add_to_records(tmp_path / "srm.jsonl", [{"host": h, "latency_s": 1.0} for h in (a, a, b, b)])
+    md = (report([tmp_path]) / "report.md").read_text()
+    assert "| rg | rankguide |" in md and "| 2.5 | 0.83x |" in md  # (1 + 3 * 3) / 4 over (2 + 2 + 4 + 4) / 4
+    assert ("on the problems each run and lrm measured on the same machine (ratio of mean latencies there), "
+            "rg 0.50x on A (1 problem), 0.75x on B (2 problems) (those problems alone") in md  # q1: rg on B, the LRM on A
+    assert "srm 0" not in md.split("same machine")[1].split("\n")[0]
+    runs = {r["name"]: r for r in json.loads((tmp_path / "report.json").read_text())["runs"]}
+    by_machine = runs["rg"]["latency_vs_lrm_by_machine"]
+    assert [(x["problems"], x["ratio"]) for x in by_machine.values()] == [(1, 0.5), (2, 0.75)]
+    assert [x["problems"] for x in runs["srm"]["latency_vs_lrm_by_machine"].values()] == [2, 2]
+    # a run measured only where the LRM-only run was not is named as such
+    _add_to_records(tmp_path / "rg.jsonl", [{"host": b}, {"host": b}, {"host": a}, {"host": a}])
+    md = (report([tmp_path]) / "report.md").read_text()
+    assert "some problems (or all): no problem measured on lrm's machine for rg." in md
+
+
 def test_lrm_share_counts_every_generated_token_and_tokens_the_final_text(tmp_path):
     """The LRM share divides the LRM's generated tokens by both models', thrown-away drafts included (a
     SpecReason run whose SRM wrote 40 tokens, 20 of them rejected, and whose LRM wrote 10 in their place:

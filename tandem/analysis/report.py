@@ -155,8 +155,10 @@ def summary(runs: list[Run], rows: list[dict], correct: dict[str, dict[str, bool
     """The report's numbers as one JSON document (``report.json``), for a researcher's own tables and plots:
     per run the table's columns, its accuracy interval, its full settings and steering vector, each pairing
     the Markdown shows (against the SRM-only and LRM-only runs, and against ``baseline``), the problems
-    solved on a loaded machine, and the machines that measured its latencies; and ``seeds`` (``seed_groups``)."""
+    solved on a loaded machine, the machines that measured its latencies and its latency against the LRM-only
+    run's on each of them (``Machines.same_machine``); and ``seeds`` (``seed_groups``)."""
     by_name = {r.name: r for r in runs}
+    lrm = (_baseline(rows, "lrm") or {}).get("name")
     against = [b["name"] for b in (_baseline(rows, "srm"), _baseline(rows, "lrm")) if b]
     if baseline is not None and baseline not in against:
         against.append(baseline)
@@ -174,7 +176,8 @@ def summary(runs: list[Run], rows: list[dict], correct: dict[str, dict[str, bool
                    | {"solved": solved, "accuracy_ci95": list(wilson(solved, len(ids))) if ids else None,
                       "loaded_problems": row["loaded"], "path": str(run.path), "settings": run.settings,
                       "steer": run.header.get("steer"), "vs": vs,
-                      "machines": machines.of_run(row["name"])})
+                      "machines": machines.of_run(row["name"]),
+                      "latency_vs_lrm_by_machine": machines.same_machine(row["name"], lrm) if lrm else None})
     accuracy = {x["name"]: x["accuracy"] for x in rows}
     groups = [{"runs": [r.name for r in g], "seeds": [r.header["config"].get("seed") for r in g],
                "accuracy_mean": statistics.fmean(accuracy[r.name] for r in g) if ids else None} for g in seeds]
@@ -276,6 +279,45 @@ class Machines:
             for n, lat in self.per_run.items()
         )
         return f"Latency measured on more than one machine: {machines}. Problems per machine (mean latency there): {shares}."
+
+    def same_machine(self, name: str, base: str) -> dict[str, dict]:
+        """Per machine that measured problems of both runs: how many problems ``name`` and ``base`` both
+        measured there, and ``name``'s latency relative to ``base``'s on them (ratio of the means, as the
+        table's column). Where runs were measured on different machines, the table's ratio mixes the hosts'
+        speeds; this one does not."""
+        base_at = {rec["id"]: (h, rec["latency_s"]) for h, xs in self.per_run[base].items() for rec in xs}
+        out = {}
+        for h, xs in sorted(self.per_run[name].items()):
+            pairs = [(rec["latency_s"], base_at[rec["id"]][1]) for rec in xs if base_at.get(rec["id"], (None,))[0] == h]
+            if pairs:
+                run_s, base_s = (sum(x) for x in zip(*pairs))
+                out[h] = {"problems": len(pairs), "ratio": run_s / base_s if base_s else None}
+        return out
+
+    def same_machine_note(self, lrm: str | None, problems: int) -> str:
+        """With more than one machine: each run's latency relative to the LRM-only run's on the problems both
+        measured on one machine, for the runs that have problems measured elsewhere than the LRM's."""
+        if len(self.letter) < 2 or lrm is None:
+            return ""
+        parts, none = [], []
+        for name in self.per_run:
+            same = self.same_machine(name, lrm) if name != lrm else {}
+            if name == lrm or sum(x["problems"] for x in same.values()) == problems:
+                continue
+            if not same:
+                none.append(name)
+                continue
+            parts.append(f"{name} " + ", ".join(f"{_fmt(x['ratio'], '.2f')} on {self.letter[h]} "
+                                                f"({x['problems']} problem{'s' * (x['problems'] != 1)})" for h, x in same.items()))
+        if not parts and not none:
+            return ""
+        text = "The latency-vs-LRM column divides latencies measured on different machines for some problems (or all): "
+        if parts:
+            text += (f"on the problems each run and {lrm} measured on the same machine (ratio of mean latencies there), "
+                     + "; ".join(parts) + " (those problems alone, which need not be typical of the rest)")
+        if none:
+            text += ("; " if parts else "") + f"no problem measured on {lrm}'s machine for " + ", ".join(none)
+        return text + "."
 
     def of_run(self, name: str) -> dict[str, dict]:
         """For report.json: each machine that measured ``name``, with its problems and mean latency."""
@@ -402,7 +444,9 @@ def report(paths: list[str | Path], out: Path | None = None, limit: int | None =
         row["busy"] = row["loaded"] > busy[row["name"]][1] / 2
         row["hosts"] = letters.get(row["name"], "")
     seeds = seed_groups(runs)
-    notes = (_concurrency_note(runs, id_set), machines.note(), _processor_note(runs, id_set), _versions_note(runs, id_set),
+    lrm = _baseline(rows, "lrm")
+    notes = (_concurrency_note(runs, id_set), machines.note(), machines.same_machine_note(lrm and lrm["name"], len(ids)),
+             _processor_note(runs, id_set), _versions_note(runs, id_set),
              _load_note(busy), _speed_note(runs, machines), _seed_note(seeds, rows, shared_settings(runs)))
     for note in notes:
         if note:

@@ -35,7 +35,7 @@ import statistics
 from pathlib import Path
 
 from tandem.analysis.loops import loop_rows, loop_table, loops_md
-from tandem.analysis.runs import Run, load_runs, pyplot, save_figure
+from tandem.analysis.runs import Run, first_problems, load_runs, pyplot, save_figure
 from tandem.config import Settings
 from tandem.policies.rankguide import has_collapsed, rank_is_low
 
@@ -322,12 +322,16 @@ def _plot_entropy_vs_r2(plt, steps: list[dict], tr2: int | None, path: Path) -> 
     save_figure(fig, path)
 
 
-def analyze(paths: list[str | Path], out: Path, tr1: int | None = None, tr2: int | None = None) -> Path:
-    runs = load_runs(paths)
+def analyze(paths: list[str | Path], out: Path, tr1: int | None = None, tr2: int | None = None,
+            limit: int | None = None) -> Path:
+    """The study on the runs' traces, into ``out``; ``limit``: on the first N problems every run finished
+    only (``first_problems``, as ``report --limit``), so a study stays the same while its runs grow."""
+    runs = first_problems(load_runs(paths), limit)
     out.mkdir(parents=True, exist_ok=True)
     plt = pyplot()
     ranked = [r for r in runs if r.method != "lrm"]
-    md = [f"# tandem analyze\n\nRuns: {', '.join(f'{r.name} ({r.method}, {len(r.results)} problems)' for r in runs)}\n"]
+    first = f" (the first {limit} problems all the runs finished)" if limit is not None else ""
+    md = [f"# tandem analyze\n\nRuns{first}: {', '.join(f'{r.name} ({r.method}, {len(r.results)} problems)' for r in runs)}\n"]
 
     rows = rank_samples(ranked)
     mins = min_ranks(rows)
@@ -413,7 +417,7 @@ def analyze(paths: list[str | Path], out: Path, tr1: int | None = None, tr2: int
     md.append("\n![min ranks](min_ranks.png)\n![min r2 vs windows](min_r2_vs_windows.png)\n![r2 by position](r2_by_position.png)\n![entropy](entropy_by_rank.png)\n![entropy vs r2](entropy_vs_r2.png)\n![validation](validation_ratio.png)\n")
     (out / "summary.md").write_text("\n".join(md))
     data = {"runs": [{"name": r.name, "method": r.method, "path": str(r.path), "problems": len(r.results)} for r in runs],
-            "tr1": tr1, "tr2": tr2, "samples": total, "samples_with_windows": with_ranks,
+            "limit": limit, "tr1": tr1, "tr2": tr2, "samples": total, "samples_with_windows": with_ranks,
             "min_ranks": mins, "rank_samples": rows, "min_r2_by_windows": binned, "r2_by_position": positions,
             "entropy_by_rank": ent, "entropy_by_r2_band": bands, "step_signals": steps, "collapse": collapsed, "validation": val,
             "loops": loops, "loops_by_run": loop_counts}

@@ -304,7 +304,13 @@ def test_latency_vs_lrm_on_one_machine_where_runs_span_machines(tmp_path):
     # a run measured only where the LRM-only run was not is named as such
     _add_to_records(tmp_path / "rg.jsonl", [{"host": b}, {"host": b}, {"host": a}, {"host": a}])
     md = (report([tmp_path]) / "report.md").read_text()
-    assert "some problems (or all): no problem measured on lrm's machine for rg." in md
+    assert "some problems (or all): no problem known to be measured on lrm's machine for rg." in md
+    # records without a host pair with nothing: they may come from any machine
+    _add_to_records(tmp_path / "rg.jsonl", [{"host": a}, {"host": a}, {"host": None}, {"host": None}])
+    _add_to_records(tmp_path / "lrm.jsonl", [{"host": a}, {"host": a}, {"host": None}, {"host": None}])
+    report([tmp_path])
+    runs = {r["name"]: r for r in json.loads((tmp_path / "report.json").read_text())["runs"]}
+    assert [x["problems"] for x in runs["rg"]["latency_vs_lrm_by_machine"].values()] == [2]
 
 
 def test_lrm_share_counts_every_generated_token_and_tokens_the_final_text(tmp_path):

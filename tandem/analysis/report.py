@@ -284,10 +284,13 @@ class Machines:
         """Per machine that measured problems of both runs: how many problems ``name`` and ``base`` both
         measured there, and ``name``'s latency relative to ``base``'s on them (ratio of the means, as the
         table's column). Where runs were measured on different machines, the table's ratio mixes the hosts'
-        speeds; this one does not."""
+        speeds; this one does not. Records without a host (files from before tandem kept one) pair with
+        nothing: they may come from any machine."""
         base_at = {rec["id"]: (h, rec["latency_s"]) for h, xs in self.per_run[base].items() for rec in xs}
         out = {}
         for h, xs in sorted(self.per_run[name].items()):
+            if h == _host_label(None):
+                continue
             pairs = [(rec["latency_s"], base_at[rec["id"]][1]) for rec in xs if base_at.get(rec["id"], (None,))[0] == h]
             if pairs:
                 run_s, base_s = (sum(x) for x in zip(*pairs))
@@ -316,7 +319,7 @@ class Machines:
             text += (f"on the problems each run and {lrm} measured on the same machine (ratio of mean latencies there), "
                      + "; ".join(parts) + " (those problems alone, which need not be typical of the rest)")
         if none:
-            text += ("; " if parts else "") + f"no problem measured on {lrm}'s machine for " + ", ".join(none)
+            text += ("; " if parts else "") + f"no problem known to be measured on {lrm}'s machine for " + ", ".join(none)
         return text + "."
 
     def of_run(self, name: str) -> dict[str, dict]:

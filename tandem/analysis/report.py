@@ -151,14 +151,14 @@ def ablation_table(correct: dict[str, dict[str, bool]], rows: list[dict], ids: l
 
 
 def summary(runs: list[Run], rows: list[dict], correct: dict[str, dict[str, bool]], ids: list[str],
-            baseline: str | None, title: str, seeds: list[list[Run]], machines: Machines) -> dict:
+            baseline: str | None, title: str, seeds: list[list[Run]], machines: Machines,
+            vs_lrm: dict[str, dict[str, dict]]) -> dict:
     """The report's numbers as one JSON document (``report.json``), for a researcher's own tables and plots:
     per run the table's columns, its accuracy interval, its full settings and steering vector, each pairing
     the Markdown shows (against the SRM-only and LRM-only runs, and against ``baseline``), the problems
     solved on a loaded machine, the machines that measured its latencies and its latency against the LRM-only
-    run's on each of them (``Machines.same_machine``); and ``seeds`` (``seed_groups``)."""
+    run's on each of them (``vs_lrm``, by run name: ``Machines.same_machine``); and ``seeds`` (``seed_groups``)."""
     by_name = {r.name: r for r in runs}
-    lrm = (_baseline(rows, "lrm") or {}).get("name")
     against = [b["name"] for b in (_baseline(rows, "srm"), _baseline(rows, "lrm")) if b]
     if baseline is not None and baseline not in against:
         against.append(baseline)
@@ -177,7 +177,7 @@ def summary(runs: list[Run], rows: list[dict], correct: dict[str, dict[str, bool
                       "loaded_problems": row["loaded"], "path": str(run.path), "settings": run.settings,
                       "steer": run.header.get("steer"), "vs": vs,
                       "machines": machines.of_run(row["name"]),
-                      "latency_vs_lrm_by_machine": machines.same_machine(row["name"], lrm) if lrm else None})
+                      "latency_vs_lrm_by_machine": vs_lrm.get(row["name"])})
     accuracy = {x["name"]: x["accuracy"] for x in rows}
     groups = [{"runs": [r.name for r in g], "seeds": [r.header["config"].get("seed") for r in g],
                "accuracy_mean": statistics.fmean(accuracy[r.name] for r in g) if ids else None} for g in seeds]
@@ -297,14 +297,14 @@ class Machines:
                 out[h] = {"problems": len(pairs), "ratio": run_s / base_s if base_s else None}
         return out
 
-    def same_machine_note(self, lrm: str | None, problems: int) -> str:
-        """With more than one machine: each run's latency relative to the LRM-only run's on the problems both
-        measured on one machine, for the runs that have problems measured elsewhere than the LRM's."""
+    def same_machine_note(self, vs_lrm: dict[str, dict[str, dict]], lrm: str | None, problems: int) -> str:
+        """With more than one machine: each run's latency relative to the LRM-only run ``lrm``'s on the problems
+        both measured on one machine (``vs_lrm``, by run name: ``same_machine``), for the runs that have
+        problems measured elsewhere than the LRM's."""
         if len(self.letter) < 2 or lrm is None:
             return ""
         parts, none = [], []
-        for name in self.per_run:
-            same = self.same_machine(name, lrm) if name != lrm else {}
+        for name, same in vs_lrm.items():
             if name == lrm or sum(x["problems"] for x in same.values()) == problems:
                 continue
             if not same:
@@ -447,8 +447,9 @@ def report(paths: list[str | Path], out: Path | None = None, limit: int | None =
         row["busy"] = row["loaded"] > busy[row["name"]][1] / 2
         row["hosts"] = letters.get(row["name"], "")
     seeds = seed_groups(runs)
-    lrm = _baseline(rows, "lrm")
-    notes = (_concurrency_note(runs, id_set), machines.note(), machines.same_machine_note(lrm and lrm["name"], len(ids)),
+    lrm = (_baseline(rows, "lrm") or {}).get("name")
+    vs_lrm = {name: machines.same_machine(name, lrm) for name in machines.per_run} if lrm else {}  # once, for the note and JSON
+    notes = (_concurrency_note(runs, id_set), machines.note(), machines.same_machine_note(vs_lrm, lrm, len(ids)),
              _processor_note(runs, id_set), _versions_note(runs, id_set),
              _load_note(busy), _speed_note(runs, machines), _seed_note(seeds, rows, shared_settings(runs)))
     for note in notes:
@@ -463,6 +464,6 @@ def report(paths: list[str | Path], out: Path | None = None, limit: int | None =
     title = f"{h['dataset'].get('name')} ({len(ids)} problems) · {_model(h, 'srm')} / {_model(h, 'lrm')}"
     (out / "report.md").write_text(f"# tandem report\n\n{title}\n\n{md}\n![pareto](pareto.png)\n")
     (out / "report.tex").write_text(to_latex(md, title))
-    (out / "report.json").write_text(json.dumps(summary(runs, rows, correct, ids, baseline, title, seeds, machines), indent=1) + "\n")
+    (out / "report.json").write_text(json.dumps(summary(runs, rows, correct, ids, baseline, title, seeds, machines, vs_lrm), indent=1) + "\n")
     pareto_plot(rows, out / "pareto.png", title)
     return out

@@ -251,15 +251,17 @@ def _advance(bar, task, n: int, stats: str, resumed_from: str | None = None):
 
 
 def _eval_one(engine, problems, cfg, out: Path, dataset: dict, workers: int, label: str):
+    """Run (or resume) one eval file with a progress bar; returns the errors by id and how many problems it
+    solved now (not read back from the file)."""
     from tandem.eval.runner import ResultsFile, make_header, run_eval
 
     header = make_header(engine, cfg, dataset)
-    tally = _Tally()
+    tally, solved = _Tally(), []
     with _progress() as bar:
         task = bar.add_task(label, total=len(problems), stats="")
         records, errors = run_eval(
             engine, problems, cfg, ResultsFile(out), header, workers,
-            on_result=lambda r: _advance(bar, task, 1, tally.add([r])),
+            on_result=lambda r: (solved.append(r["id"]), _advance(bar, task, 1, tally.add([r]))),
             on_resumed=lambda recs: _advance(bar, task, len(recs), tally.add(recs), "the file"),
         )
     n = len(records)
@@ -267,7 +269,7 @@ def _eval_one(engine, problems, cfg, out: Path, dataset: dict, workers: int, lab
     err.print(f"{label}: {n}/{len(problems)} done, accuracy {acc:.1%} -> {out}")
     for pid, msg in errors.items():
         err.print(f"[red]failed[/] {pid}: {escape(msg)}")
-    return errors
+    return errors, len(solved)
 
 
 def _problems(dataset, split, limit, question_field, answer_field, id_field, tests_field, shard=None):
@@ -320,7 +322,7 @@ def eval_(
         problems, info = _problems(dataset, split, limit, question_field, answer_field, id_field, tests_field, part)
         engine, _ = _load_engine(cfg, device, dtype)
         label = cfg.method + (f" [shard {shard}]" if part else "")
-        errors = _eval_one(engine, problems, cfg, shards.path(out, part), info, workers, label)
+        errors, _ = _eval_one(engine, problems, cfg, shards.path(out, part), info, workers, label)
     except USER_ERRORS as e:
         _fail(e)
     if errors:
@@ -472,6 +474,11 @@ def sweep(
         help="round-robin: every point solves the next N problems before any goes further, so a sweep "
         "stopped at any time leaves all points on the same problems (0: one point after another)",
     ),
+    stop_after: Optional[str] = typer.Option(
+        None, "--stop-after",
+        help="90m, 2h, 1h30m, ...: with --chunk, start no new round once this long has passed since the command "
+        "started (the round under way finishes, so every point stays on the same problems; re-run to go on)",
+    ),
     shard: Optional[str] = SHARD,
     set_: list[str] = typer.Option([], "--set", help="NAME=VALUE, repeatable: replaces the file's \\[settings] value for every point"),
     seed: Optional[int] = typer.Option(None, help="replaces the file's seed"),
@@ -487,12 +494,16 @@ def sweep(
     tests_field: str = TESTS_FIELD,
 ):
     """Run every point of a methods x thresholds grid; resumable as a whole."""
+    import time
+
     from tandem.config import parse_assignments
     from tandem.eval import shards
     from tandem.eval.sweep import expand
     from tandem.policies import get_policy
 
-    failed = 0
+    started = time.monotonic()
+    stop_s = _stop_after(stop_after, chunk)
+    failed, stopped, worked = 0, None, False
     try:
         run = dict(seed=seed, max_tokens=max_tokens, srm=srm, lrm=lrm, lrm_backend=lrm_backend, steer=_steer(steer),
                    verifier_file=str(verifier) if verifier else None)
@@ -512,18 +523,43 @@ def sweep(
         engine, _ = _load_engine(points[0][1], device, dtype)
         step = chunk or len(problems) or 1
         ends = list(range(step, len(problems), step)) + [len(problems)]
-        for r, end in enumerate(ends, 1):
+        for end in ends:
+            # one round with new problems always runs, so that every call goes on
+            if stop_s is not None and worked and time.monotonic() - started >= stop_s:
+                stopped = end - step
+                break
             rnd = f"[{end}/{len(problems)}] " if len(ends) > 1 else ""
+            failed = 0  # a problem that failed in an earlier round was tried again in this one
             for i, (name, cfg) in enumerate(points, 1):
                 # an eval file resumes, so the prefix up to `end` solves only this round's new problems
-                errors = _eval_one(engine, problems[:end], cfg, shards.path(out / f"{name}.jsonl", part), info, workers,
-                                   f"{rnd}[{i}/{len(points)}] {name}")
-                failed += len(errors) if r == len(ends) else 0
+                errors, solved = _eval_one(engine, problems[:end], cfg, shards.path(out / f"{name}.jsonl", part), info,
+                                           workers, f"{rnd}[{i}/{len(points)}] {name}")
+                failed += len(errors)
+                worked |= solved > 0
     except USER_ERRORS as e:
         _fail(e)
-    err.print(f"sweep done: {len(points)} points in {out}; next: tandem report {out}")
+    if stopped is not None:
+        err.print(f"sweep stopped after {time.monotonic() - started:.0f} s (--stop-after {stop_after}): every point "
+                  f"has been run on the first {stopped} of {len(problems)} problems in {out}; the same command goes on")
+    else:
+        err.print(f"sweep done: {len(points)} points in {out}; next: tandem report {out}")
     if failed:
         raise typer.Exit(1)
+
+
+def _stop_after(text: str | None, chunk: int) -> float | None:
+    """``--stop-after`` in seconds (None: not given); a usage error (exit 2) for a bad value or without rounds."""
+    from tandem.eval.sweep import parse_duration
+
+    if text is None:
+        return None
+    if not chunk:
+        raise typer.BadParameter("needs --chunk N: the sweep stops between rounds, and --chunk 0 has one",
+                                 param_hint="--stop-after")
+    try:
+        return parse_duration(text)
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--stop-after") from None
 
 
 @app.command()

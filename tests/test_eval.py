@@ -452,6 +452,41 @@ def test_sweep_chunk_round_robin_keeps_points_on_the_same_problems(tiny_pair_dir
         assert ids == ["q0", "q1"]
 
 
+def test_stop_after_reads_hours_minutes_and_seconds():
+    from tandem.eval.sweep import parse_duration
+
+    assert [parse_duration(t) for t in ("90", "90s", "45m", "2h", "1h30m", "1.5h", " 2H ")] == [90, 90, 2700, 7200, 5400, 5400, 7200]
+    for bad in ("", "h", "soon", "-1", "1m2h", "2 h"):
+        with pytest.raises(ValueError, match="e.g. 90s, 45m, 2h, 1h30m"):
+            parse_duration(bad)
+
+
+def test_sweep_stop_after_ends_between_rounds_and_the_same_command_goes_on(tiny_pair_dirs, problems_file, tmp_path):
+    """--stop-after 0s: each call runs one round with new problems, then stops with every point on the same
+    problems (exit 0); rounds read back from the files do not count, so every call goes on."""
+    srm, lrm = tiny_pair_dirs
+    grid = tmp_path / "grid.toml"
+    grid.write_text(f'max_tokens = 8\nsrm = "{srm}"\nlrm = "{lrm}"\n[settings]\nwindow = 2\n[[grid]]\nmethod = ["srm", "lrm"]\n')
+    out = tmp_path / "grid"
+    sweep = ("sweep", "-d", problems_file, "--limit", 3, "--config", grid, "-o", out)
+    for n in (1, 2, 3):
+        res = _cli(*sweep, "--chunk", 1, "--stop-after", "0s", cwd=tmp_path)
+        assert res.returncode == 0, res.stderr
+        said = " ".join(res.stderr.split())
+        assert (f"has been run on the first {n} of 3 problems" in said) == (n < 3)
+        assert ("sweep done" in said) == (n == 3)
+        for name in ("srm", "lrm"):
+            ids = [json.loads(x)["id"] for x in (out / f"{name}.jsonl").read_text().splitlines()[1:]]
+            assert ids == [f"q{i}" for i in range(n)]
+
+    # a bad value, or no rounds to stop between: a clear error (exit 2) before anything runs
+    for args, says in ((("--chunk", 1, "--stop-after", "soon"), "not a duration: 'soon'"),
+                       (("--stop-after", "1h"), "needs --chunk N")):
+        res = _cli(*sweep[:-2], "-o", tmp_path / "not-made", *args, cwd=tmp_path)
+        assert res.returncode == 2 and says in " ".join(res.stderr.replace("│", " ").split()), res.stderr  # typer's box
+        assert not (tmp_path / "not-made").exists()
+
+
 def test_sweep_command_line_points_one_grid_file_at_another_pair_and_dataset(tiny_pair_dirs, tmp_path):
     """A grid file without a model pair (as sweeps/paper-grid.toml) runs on the pair, token budget and
     settings given on the command line, over a JSONL with its own field names; the eval files' headers
@@ -483,7 +518,7 @@ def test_sweep_command_line_points_one_grid_file_at_another_pair_and_dataset(tin
                       (["--max-tokens", 0], "max_tokens"),
                       (["--steer", tmp_path / "none.pt"], "steering vector file not found")):
         res = _cli(*args, *bad, cwd=tmp_path)
-        assert res.returncode == 2 and says in " ".join(res.stderr.split()), res.stderr
+        assert res.returncode == 2 and says in " ".join(res.stderr.replace("│", " ").split()), res.stderr  # typer's box
     assert before == {p.name: p.read_bytes() for p in out.glob("*.jsonl")}
 
 

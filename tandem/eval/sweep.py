@@ -12,7 +12,9 @@
 Each point is named after its method and its grid keys (``rankguide_te-0.7_tr1-5``)
 and written to ``OUT/<name>.jsonl``; re-running the sweep resumes every point.
 ``tandem sweep --chunk N`` visits the points round-robin, N problems at a time,
-by resuming each eval file on a growing prefix of the problems.
+by resuming each eval file on a growing prefix of the problems; with ``--stop-after 2h`` it starts no
+new round once that long has passed, so a sweep sized to a time-limited machine stops with every point
+on the same problems (``parse_duration``).
 
 Command-line overrides (``--srm``, ``--lrm``, ``--max-tokens``, ``--set window=4``, ...) replace the file's
 top-level keys and ``[settings]`` for every point, so one grid file (the paper's) runs on any model pair.
@@ -23,6 +25,7 @@ change of the grid.
 from __future__ import annotations
 
 import itertools
+import re
 from pathlib import Path
 
 from tandem.config import ConfigError, RunConfig, load_config_file, make_config
@@ -85,3 +88,16 @@ def expand(path: str | Path, run_overrides: dict | None = None, setting_override
 
 def _short(v) -> str:
     return str(v).replace("/", "-").replace(" ", "")
+
+
+_NUMBER = r"(\d+(?:\.\d+)?)"
+_DURATION = re.compile(rf"{_NUMBER}|(?:{_NUMBER}h)?(?:{_NUMBER}m)?(?:{_NUMBER}s)?")
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in ``90``, ``90s``, ``45m``, ``2h`` or ``1h30m``; a ValueError that shows the forms otherwise."""
+    m = _DURATION.fullmatch(text.strip().lower())
+    if not m or not any(m.groups()):
+        raise ValueError(f"not a duration: {text!r} (e.g. 90s, 45m, 2h, 1h30m)")
+    plain, h, mins, s = (float(g) if g else 0.0 for g in m.groups())
+    return plain + 3600 * h + 60 * mins + s

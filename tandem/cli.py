@@ -503,7 +503,7 @@ def sweep(
 
     started = time.monotonic()
     stop_s = _stop_after(stop_after, chunk)
-    failed, stopped, worked = 0, None, False
+    failed, stopped, worked, reached = 0, False, False, 0
     try:
         run = dict(seed=seed, max_tokens=max_tokens, srm=srm, lrm=lrm, lrm_backend=lrm_backend, steer=_steer(steer),
                    verifier_file=str(verifier) if verifier else None)
@@ -526,7 +526,7 @@ def sweep(
         for end in ends:
             # one round with new problems always runs, so that every call goes on
             if stop_s is not None and worked and time.monotonic() - started >= stop_s:
-                stopped = end - step
+                stopped = True
                 break
             rnd = f"[{end}/{len(problems)}] " if len(ends) > 1 else ""
             failed = 0  # a problem that failed in an earlier round was tried again in this one
@@ -536,11 +536,12 @@ def sweep(
                                            workers, f"{rnd}[{i}/{len(points)}] {name}")
                 failed += len(errors)
                 worked |= solved > 0
+            reached = end  # the last round can be shorter than --chunk
     except USER_ERRORS as e:
         _fail(e)
-    if stopped is not None:
+    if stopped:
         err.print(f"sweep stopped after {time.monotonic() - started:.0f} s (--stop-after {stop_after}): every point "
-                  f"has been run on the first {stopped} of {len(problems)} problems in {out}; the same command goes on")
+                  f"has been run on the first {reached} of {len(problems)} problems in {out}; the same command goes on")
     else:
         err.print(f"sweep done: {len(points)} points in {out}; next: tandem report {out}")
     if failed:

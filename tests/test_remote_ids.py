@@ -1,10 +1,12 @@
-"""The ``ids`` dialect of the remote backend against a small server that answers as vLLM does
-(tests/ids_server.py) around a tiny LRM: runs in CI, where vLLM is not installed.
+"""The ``ids`` dialect of the remote backend against a small server that answers as vLLM or SGLang
+does (tests/ids_server.py) around a tiny LRM: runs in CI, where neither is installed.
 
 The remote LRM must write exactly what the same model writes in-process, every request must say
-what it recomputed and their sum must be the server's own count, and all of this must hold both
-when the server streams a step's stop token and when it leaves it out and only names it in
-``stop_reason`` (vLLM, for special tokens), a case no real server in tests/test_remote.py shows."""
+what it recomputed and their sum must be the server's own count, and all of this must hold when
+the server streams a step's stop token, when it leaves it out and only names it in
+``stop_reason`` (vLLM, for special tokens), a case no real server in tests/test_remote.py shows,
+and when it reports the generated ids only in ``token_ids`` and names tokens in its log-probs by
+their text (SGLang). A request the server aborts is made again, never taken as a step's end."""
 
 from __future__ import annotations
 
@@ -43,9 +45,11 @@ def stepping_lrm(tiny_pair):
     return HFModel(model, lrm.tokenizer, "tiny-lrm-stepping")
 
 
-@pytest.fixture(scope="module", params=[False, True], ids=["stop-streamed", "stop-omitted"])
+@pytest.fixture(scope="module", params=[("vllm", False), ("vllm", True), ("sglang", False)],
+                ids=["stop-streamed", "stop-omitted", "sglang"])
 def server(request, stepping_lrm):
-    s = IdsServer(stepping_lrm.model, stepping_lrm.tokenizer, omit_stop=request.param)
+    flavour, omit_stop = request.param
+    s = IdsServer(stepping_lrm.model, stepping_lrm.tokenizer, omit_stop=omit_stop, flavour=flavour)
     yield s
     s.stop()
 
@@ -70,3 +74,18 @@ def test_remote_lrm_writes_what_the_in_process_lrm_writes(tiny_pair, stepping_lr
     sent = server.totals["prompt_tokens"] - before["prompt_tokens"]
     assert use["sent_tokens"] == sent
     assert use["recomputed_tokens"] == sent - (server.totals["cached_tokens"] - before["cached_tokens"])
+
+
+def test_a_request_the_server_aborts_is_made_again(tiny_pair, stepping_lrm):
+    srm, _ = tiny_pair
+    server = IdsServer(stepping_lrm.model, stepping_lrm.tokenizer, flavour="sglang", abort_once=True)
+    try:
+        remote = load_remote(server.url, srm.tokenizer)
+        cfg = RunConfig(method="lrm", max_tokens=48, settings=SETTINGS)
+        got = Engine(srm, remote).solve(QUESTION, cfg)
+    finally:
+        server.stop()
+    want = Engine(srm, stepping_lrm).solve(QUESTION, cfg)
+    assert not server.abort_once  # it did abort one step, after its first token
+    assert [s.ids for s in got.steps] == [s.ids for s in want.steps]
+    assert got.usage["lrm"].remote["retried_requests"] == 1

@@ -11,8 +11,8 @@ Two dialects, detected once when the model is opened:
 
 * ``ids``: the server takes the prompt as token ids and says which ids it
   generated (vLLM with ``return_tokens_as_token_ids``, ``llama-server`` with
-  ``logprobs.content[].id``). Nothing is converted: the engine's token ids go
-  out and come back exactly.
+  ``logprobs.content[].id``, SGLang with ``return_token_ids``: ``choices[].token_ids``).
+  Nothing is converted: the engine's token ids go out and come back exactly.
 * ``text``: the server takes text only (llama-cpp-python). The context is
   decoded, the reply re-encoded with the shared tokenizer. This is the one place
   tandem crosses text, so it is checked: on open, the server must tokenize a
@@ -22,7 +22,8 @@ Two dialects, detected once when the model is opened:
 The server's prefix cache does the incremental work: each request carries the
 whole context, and the server recomputes only the suffix it has not cached.
 Where the server says how much it recomputed (llama-server ``timings.prompt_n``,
-vLLM ``prompt_tokens_details.cached_tokens``) it is summed in
+vLLM and SGLang ``prompt_tokens_details.cached_tokens``, the latter only when started
+with ``--enable-cache-report``) it is summed in
 ``usage.remote.recomputed_tokens`` over the ``reported_requests`` that said it;
 if none did that field stays ``None``.
 
@@ -31,11 +32,11 @@ rule accepts (a step boundary), so the server stops within a token of where an
 in-process model would. In the ids dialect the stop rule's ids also go out as
 ``stop_token_ids``: vLLM then ends the request at the boundary itself and sends
 its closing usage chunk (the only one with ``cached_tokens``), which is read
-before the stream is closed. Errors are retried with exponential backoff (connection
-failures, timeouts, 429 and 5xx, a stream cut before its end); when the tries
-run out the problem fails with a ``RemoteError`` naming the server. A broken
-stream is never taken as end of text: its tokens are dropped and the request
-is made again from the same context.
+before the stream is closed (SGLang does the same). Errors are retried with exponential
+backoff (connection failures, timeouts, 429 and 5xx, a stream cut before its end, a request
+the server aborts); when the tries run out the problem fails with a ``RemoteError`` naming
+the server. A broken stream is never taken as end of text: its tokens are dropped and the
+request is made again from the same context.
 
 Written by hand because it is tandem's own protocol logic (stop at a token-id
 boundary over SSE, dialect detection, the tokenization check); HTTP is httpx.
@@ -177,6 +178,7 @@ class RemoteModel:
             p["seed"] = seed
         if dialect == "ids":
             p["return_tokens_as_token_ids"] = True  # vLLM: logprob tokens as "token_id:N"
+            p["return_token_ids"] = True  # SGLang: the generated ids in choices[].token_ids
             p["timings_per_token"] = True  # llama-server: how many prompt tokens it evaluated
             if stop_ids:
                 # vLLM stops at the step boundary itself and still reports the stop token's id and
@@ -226,6 +228,8 @@ class RemoteModel:
                     chunk = json.loads(data)
                     if "error" in chunk:
                         raise _Transient(f"error in stream: {chunk['error']}")
+                    if any(c.get("finish_reason") == "abort" for c in chunk.get("choices", [])):
+                        raise _Transient("the server aborted the request")  # SGLang, vLLM: not an end of text
                     yield chunk
                     if any(c.get("finish_reason") for c in chunk.get("choices", [])):
                         finished = True
@@ -403,7 +407,8 @@ class RemoteSession(SessionBase):
                 last = chunk
                 choice = (chunk.get("choices") or [{}])[0]
                 finish = choice.get("finish_reason") or finish
-                stopped_on = choice.get("stop_reason", stopped_on)
+                for key in ("stop_reason", "matched_stop"):  # the stop id that ended it: vLLM, SGLang
+                    stopped_on = choice[key] if choice.get(key) is not None else stopped_on
                 if text_mode:
                     text += choice.get("text") or ""
                     out = self.m.tokenizer.encode(text, add_special_tokens=False)
@@ -423,7 +428,8 @@ class RemoteSession(SessionBase):
         produced = len(out)
         if cut is None and finish == "stop":
             # "stop" means the model ended its text (EOS) or hit one of the stop ids, which vLLM
-            # names in stop_reason; a server that left that token out of its stream gets it back
+            # names in stop_reason (SGLang in matched_stop); a server that left that token out of
+            # its stream gets it back
             end = stopped_on if isinstance(stopped_on, int) and stop(stopped_on) else self.m.eos_id
             if not out or out[-1] != end:
                 out.append(end)
@@ -440,8 +446,19 @@ def _first_stop(ids: list[int], stop) -> int | None:
 
 
 def _generated_ids(choice: dict) -> list[int] | None:
-    """Token ids a server reports for generated tokens (vLLM "token_id:N"; llama-server ``id``)."""
-    lp = choice.get("logprobs")
+    """Token ids a server reports for generated tokens: vLLM "token_id:N" log-prob keys,
+    llama-server ``logprobs.content[].id``, SGLang ``token_ids`` (whose log-probs name tokens by
+    their text only)."""
+    ids = _logprob_ids(choice.get("logprobs"))
+    if ids:
+        return ids
+    listed = choice.get("token_ids")
+    if isinstance(listed, list) and all(isinstance(i, int) for i in listed):
+        return listed
+    return ids
+
+
+def _logprob_ids(lp) -> list[int] | None:
     if not isinstance(lp, dict):
         return None
     if isinstance(lp.get("content"), list):  # llama-server

@@ -256,12 +256,17 @@ def _eval_one(engine, problems, cfg, out: Path, dataset: dict, workers: int, lab
     from tandem.eval.runner import ResultsFile, make_header, run_eval
 
     header = make_header(engine, cfg, dataset)
-    tally, solved = _Tally(), []
+    tally, solved = _Tally(), 0
+
+    def done(rec: dict) -> None:
+        nonlocal solved
+        solved += 1
+        _advance(bar, task, 1, tally.add([rec]))
+
     with _progress() as bar:
         task = bar.add_task(label, total=len(problems), stats="")
         records, errors = run_eval(
-            engine, problems, cfg, ResultsFile(out), header, workers,
-            on_result=lambda r: (solved.append(r["id"]), _advance(bar, task, 1, tally.add([r]))),
+            engine, problems, cfg, ResultsFile(out), header, workers, on_result=done,
             on_resumed=lambda recs: _advance(bar, task, len(recs), tally.add(recs), "the file"),
         )
     n = len(records)
@@ -269,7 +274,7 @@ def _eval_one(engine, problems, cfg, out: Path, dataset: dict, workers: int, lab
     err.print(f"{label}: {n}/{len(problems)} done, accuracy {acc:.1%} -> {out}")
     for pid, msg in errors.items():
         err.print(f"[red]failed[/] {pid}: {escape(msg)}")
-    return errors, len(solved)
+    return errors, solved
 
 
 def _problems(dataset, split, limit, question_field, answer_field, id_field, tests_field, shard=None):

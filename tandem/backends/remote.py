@@ -228,11 +228,11 @@ class RemoteModel:
                     chunk = json.loads(data)
                     if "error" in chunk:
                         raise _Transient(f"error in stream: {chunk['error']}")
-                    if any(c.get("finish_reason") == "abort" for c in chunk.get("choices", [])):
+                    reasons = [c.get("finish_reason") for c in chunk.get("choices", [])]
+                    if "abort" in reasons:
                         raise _Transient("the server aborted the request")  # SGLang, vLLM: not an end of text
                     yield chunk
-                    if any(c.get("finish_reason") for c in chunk.get("choices", [])):
-                        finished = True
+                    finished = finished or any(reasons)
                 if not finished:
                     raise _Transient("the stream ended before the completion did")
         except (httpx.TransportError, httpx.TimeoutException) as e:

@@ -21,7 +21,12 @@ from tandem.eval.datasets import DatasetError
 from tandem.eval.runner import EvalError
 from tandem.policies import POLICIES
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+HELP = (
+    "tandem: a small reasoning model (SRM) and a large one (LRM) solve a problem together, step by step "
+    "(RankGuide, MentorCollab and their baselines). Start with `tandem solve \"...\"`; "
+    "evaluate with eval, sweep, report and analyze; serve an OpenAI-compatible API with serve."
+)
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=HELP)
 out = Console()
 err = Console(stderr=True)
 
@@ -67,8 +72,23 @@ def _quiet_transformers() -> None:
     hf_logging.disable_progress_bar()
 
 
+def _print_version(asked: bool) -> None:
+    if asked:
+        from tandem.eval.runner import versions
+
+        v = versions()
+        dirty = " (its tandem code changed since)" if v.get("git_dirty") else ""
+        out.print(f"tandem {v.pop('tandem')}" + (f", commit {v['git'][:12]}{dirty}" if v.get("git") else ""), soft_wrap=True)
+        v.pop("git", None), v.pop("git_dirty", None)
+        out.print(", ".join(f"{k} {val}" for k, val in v.items()), soft_wrap=True)
+        raise typer.Exit()
+
+
 @app.callback()
-def _cli() -> None:
+def _cli(
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                 help="tandem's version and commit, and those of Python, torch and transformers"),
+) -> None:
     warnings.showwarning = _show_warning
 
 

@@ -38,3 +38,26 @@ def test_the_method_option_names_every_registered_method():
     shipped = {name for name, cls in registry.POLICIES.items() if cls.__module__.startswith("tandem.policies.")}
     assert {"srm", "lrm", "glimprouter", "rankguide", "specreason", "mentorcollab"} <= shipped
     assert all(m in tandem("eval", "--help").stdout for m in shipped)
+
+
+def test_version_names_tandem_its_commit_and_its_libraries():
+    import subprocess
+    from pathlib import Path
+
+    import tandem as pkg
+
+    res = tandem("--version")
+    assert res.returncode == 0, res.stderr
+    head = res.stdout.splitlines()[0]
+    assert head.startswith(f"tandem {pkg.__version__}")
+    root = Path(pkg.__file__).resolve().parents[1]
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True).stdout.strip()
+    if commit:  # a git checkout (a wheel has no commit to name)
+        assert f"commit {commit[:12]}" in head
+    for lib in ("python", "torch", "transformers"):
+        assert f"{lib} " in res.stdout
+
+
+def test_bare_help_says_what_tandem_is():
+    shown = re.sub(r"\s+", " ", tandem("--help").stdout)
+    assert "small reasoning model" in shown and "tandem solve" in shown

@@ -2,10 +2,12 @@
 
 import contextlib
 import json
+import os
 import subprocess
 import sys
 import warnings
 from dataclasses import asdict
+from pathlib import Path
 
 import pytest
 from cli_in_process import tandem
@@ -270,6 +272,37 @@ def test_code_state_is_dirty_only_for_tandems_own_code(tmp_path):
     (tmp_path / "tandem" / "new_policy.py").unlink()
     (tmp_path / "pyproject.toml").write_text("v2\n")
     assert code_state(tmp_path) == {"git": commit, "git_dirty": True}
+
+
+def test_records_name_the_code_the_process_imported_not_the_later_working_tree(tmp_path):
+    """A sweep runs for hours beside a checkout being edited: its records must keep naming the commit it
+    started from, clean, after a tandem module changes on disk (a copy of the package in a real repository,
+    a real Python process that imports it, then edits it)."""
+    import shutil
+
+    root = Path(__file__).resolve().parents[1]
+    shutil.copytree(root / "tandem", tmp_path / "tandem", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(root / "pyproject.toml", tmp_path)
+    git = lambda *a: subprocess.run(["git", "-C", str(tmp_path), *a], check=True, capture_output=True)  # noqa: E731
+    git("init", "-q")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "c")
+    commit = git("rev-parse", "HEAD").stdout.decode().strip()
+    script = (
+        "import json, pathlib, tandem.eval.runner as r\n"
+        "before = r.versions()\n"
+        "p = pathlib.Path(r.__file__).parents[1] / 'engine.py'\n"
+        "assert p.is_relative_to(pathlib.Path.cwd()), p  # the copy, never the checkout under test\n"
+        "p.write_text(p.read_text() + '# edited while a sweep runs\\n')\n"
+        "print(json.dumps([before, r.versions(), r.code_state(p.parents[1])]))\n"
+    )
+    res = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "PYTHONPATH": str(tmp_path)})
+    assert res.returncode == 0, res.stderr
+    before, after, tree = json.loads(res.stdout)
+    assert (before["git"], before["git_dirty"]) == (commit, False)
+    assert (after["git"], after["git_dirty"]) == (commit, False)  # the process still runs the committed code
+    assert tree == {"git": commit, "git_dirty": True}  # while the tree itself has changed
 
 
 def test_host_label_names_machine_boot_processor_and_bf16():

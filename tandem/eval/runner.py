@@ -66,7 +66,7 @@ def versions() -> dict:
     if "llama_cpp" in sys.modules:  # an in-process llama.cpp LRM: its build decides its speed
         llama_cpp = sys.modules["llama_cpp"]
         out["llama_cpp"] = f"{llama_cpp.__version__} ({llama_cpp.llama_print_system_info().decode().strip()})"
-    out.update(code_state(Path(__file__).resolve().parents[2]))
+    out.update(RUNNING_CODE)
     return out
 
 
@@ -87,6 +87,12 @@ def code_state(root: Path) -> dict:
     except (OSError, subprocess.SubprocessError):
         commit, dirty = None, None
     return {"git": commit, "git_dirty": dirty}
+
+
+# The code this process imported, read once when it did: a sweep runs for hours while its checkout is edited and
+# committed beside it, and its records must name the code that computed them, not the working tree's state at the
+# time each one finished.
+RUNNING_CODE = code_state(Path(__file__).resolve().parents[2])
 
 
 def steer_info(engine, config: RunConfig) -> dict | None:

@@ -77,9 +77,9 @@ def _print_version(asked: bool) -> None:
         from tandem.eval.runner import versions
 
         v = versions()
-        dirty = " (its tandem code changed since)" if v.get("git_dirty") else ""
-        out.print(f"tandem {v.pop('tandem')}" + (f", commit {v['git'][:12]}{dirty}" if v.get("git") else ""), soft_wrap=True)
-        v.pop("git", None), v.pop("git_dirty", None)
+        commit, dirty = v.pop("git", None), v.pop("git_dirty", None)
+        where = f", commit {commit[:12]}" + (" (its tandem code changed since)" if dirty else "") if commit else ""
+        out.print(f"tandem {v.pop('tandem')}{where}", soft_wrap=True)
         out.print(", ".join(f"{k} {val}" for k, val in v.items()), soft_wrap=True)
         raise typer.Exit()
 

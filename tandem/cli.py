@@ -78,7 +78,9 @@ def _print_version(asked: bool) -> None:
 
         v = versions()
         commit, dirty = v.pop("git", None), v.pop("git_dirty", None)
-        where = f", commit {commit[:12]}" + (" (its tandem code changed since)" if dirty else "") if commit else ""
+        where = ""
+        if commit:
+            where = f", commit {commit[:12]}" + (" (its tandem code changed since)" if dirty else "")
         out.print(f"tandem {v.pop('tandem')}{where}", soft_wrap=True)
         out.print(", ".join(f"{k} {val}" for k, val in v.items()), soft_wrap=True)
         raise typer.Exit()

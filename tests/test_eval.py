@@ -249,20 +249,27 @@ def test_records_resumed_under_other_versions_name_them(tiny_pair, problems_file
         _eval(engine, problems, _cfg(), out)
 
 
+def _commit_all(root: Path) -> str:
+    """Make ``root`` a git repository with everything in it committed; the commit's hash."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True, text=True).stdout
+
+    git("init", "-q")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "c")
+    return git("rev-parse", "HEAD").strip()
+
+
 def test_code_state_is_dirty_only_for_tandems_own_code(tmp_path):
     """Records say whether the package differed from its commit; a note or a results script edited
     while a sweep runs must not make them another version (a real git repository in tmp_path)."""
     from tandem.eval.runner import code_state
 
     assert code_state(tmp_path) == {"git": None, "git_dirty": None}  # not a checkout (an installed wheel)
-    git = lambda *a: subprocess.run(["git", "-C", str(tmp_path), *a], check=True, capture_output=True)  # noqa: E731
     (tmp_path / "tandem").mkdir()
     for name in ("tandem/engine.py", "pyproject.toml", "RESULTS.md"):
         (tmp_path / name).write_text("v1\n")
-    git("init", "-q")
-    git("add", ".")
-    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "c")
-    commit = git("rev-parse", "HEAD").stdout.decode().strip()
+    commit = _commit_all(tmp_path)
     assert code_state(tmp_path) == {"git": commit, "git_dirty": False}
     (tmp_path / "RESULTS.md").write_text("v2\n")
     (tmp_path / "notes.md").write_text("new\n")
@@ -283,11 +290,7 @@ def test_records_name_the_code_the_process_imported_not_the_later_working_tree(t
     root = Path(__file__).resolve().parents[1]
     shutil.copytree(root / "tandem", tmp_path / "tandem", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(root / "pyproject.toml", tmp_path)
-    git = lambda *a: subprocess.run(["git", "-C", str(tmp_path), *a], check=True, capture_output=True)  # noqa: E731
-    git("init", "-q")
-    git("add", ".")
-    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "c")
-    commit = git("rev-parse", "HEAD").stdout.decode().strip()
+    commit = _commit_all(tmp_path)
     script = (
         "import json, pathlib, tandem.eval.runner as r\n"
         "before = r.versions()\n"

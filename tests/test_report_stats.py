@@ -326,6 +326,48 @@ def test_lrm_share_counts_every_generated_token_and_tokens_the_final_text(tmp_pa
     assert "LRM share: the LRM's part of all the tokens both models generated, drafts that were thrown away" in md
 
 
+def _set_dataset(path, info: dict) -> None:
+    header, *recs = path.read_text().splitlines()
+    path.write_text("\n".join([json.dumps(json.loads(header) | {"dataset": info})] + recs) + "\n")
+
+
+def test_report_breaks_accuracy_and_latency_down_by_a_field_of_the_dataset(tmp_path):
+    """``--by level``: the field is read from the dataset the headers name (a local JSONL here, whose
+    lines carry ``level``), not from the records; numbers sort as numbers, and lines without the field
+    form their own group; with SRM-only and LRM-only runs, how much of the LRM's gain each other run
+    recovers, per level. A field the dataset lacks is an error naming the fields it has, and the
+    report already written stays as it was."""
+    from tandem.eval.datasets import Fields
+    from tandem.eval.runner import dataset_info
+
+    data = tmp_path / "problems.jsonl"
+    levels = [10, 10, 2, 2, 2, None]
+    data.write_text("".join(json.dumps({"id": f"q{i}", "question": "?", "answer": "1"} | ({"level": lv} if lv else {})) + "\n"
+                            for i, lv in enumerate(levels)))
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    _write_run(runs / "srm.jsonl", "srm", [True, False, False, False, False, True])
+    _write_run(runs / "lrm.jsonl", "lrm", [True, True, True, False, True, False])
+    _write_run(runs / "rankguide.jsonl", "rankguide", [False, True, False, False, True, False])
+    for f in runs.iterdir():
+        _set_dataset(f, dataset_info(str(data), "test", Fields()))
+    out = report([runs], tmp_path / "rep", by=("level",))
+    md = (out / "report.md").read_text()
+    assert "| run | level 2 (n=3) | level 10 (n=2) | (none) (n=1) |" in md
+    assert "| srm | 0.0% (0/3) | 50.0% (1/2) | 100.0% (1/1) |" in md
+    assert "| lrm | 66.7% (2/3) | 100.0% (2/2) | 0.0% (0/1) |" in md
+    assert "| lrm | 2.0 | 2.0 | 2.0 |" in md  # mean latency by level (the test runs' LRM takes 2 s a problem)
+    # the LRM's gain: q2, q4 (level 2) and q1 (level 10); the router solves q4 and q1 of them
+    assert "| run | level 2 (n=2) | level 10 (n=1) | (none) (n=0) |\n|---|---|---|---|\n| rankguide | 1 | 1 | 0 |" in md
+    by = json.loads((out / "report.json").read_text())["by"][0]
+    assert by["values"] == [2, 10, "(none)"] and by["runs"]["srm"]["10"] == {"solved": 1, "latency_s": 1.0, "recovered": 0}
+    assert (out / "by_level.png").stat().st_size > 0 and (out / "by_level.pdf").is_file()
+    before = (out / "report.md").read_bytes()
+    r = tandem("report", runs, "-o", out, "--by", "difficulty")
+    assert r.returncode == 2 and "no field 'difficulty'" in r.stderr and "answer, id, level, question" in r.stderr
+    assert (out / "report.md").read_bytes() == before
+
+
 def test_markdown_tables_read_back_for_latex():
     from tandem.analysis.latex import escape, markdown_tables, to_latex
 

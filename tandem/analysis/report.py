@@ -11,7 +11,8 @@ run beside one chosen run in the layout of the paper's Table 2 (its ablation:
 accuracy gained, speed-up, change in steps, against GlimpRouter). The same tables
 go out as LaTeX (``report.tex``) and their numbers, unrounded, as JSON
 (``report.json``), so a paper's tables and a researcher's own plots start from
-the figures the Markdown shows.
+the figures the Markdown shows. With ``by`` (``--by level``), accuracy and latency per value of a problem
+field follow, with a bar chart each (``tandem.analysis.breakdown``).
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
+from tandem.analysis.breakdown import breakdown, breakdown_plot, breakdown_tables
 from tandem.analysis.latex import to_latex
 from tandem.analysis.pareto import pareto_plot
 from tandem.analysis.runs import METHOD_ORDER, Run, common_ids, first_problems, load_runs, summarize
 from tandem.analysis.stats import paired, wilson
+from tandem.artifacts import safe_name
 from tandem.eval.runner import canonical, upgrade_config
 from tandem.hardware import processor
 
@@ -425,11 +428,13 @@ def _speed_note(runs: list[Run], machines: Machines) -> str:
     return "Decode speed (generated tokens per second of decoding, prefill excluded; SRM / LRM): " + ", ".join(parts) + "."
 
 
-def report(paths: list[str | Path], out: Path | None = None, limit: int | None = None, baseline: str | None = None) -> Path:
+def report(paths: list[str | Path], out: Path | None = None, limit: int | None = None, baseline: str | None = None,
+           by: tuple[str, ...] = ()) -> Path:
     """Write report.md (its tables also as LaTeX, report.tex; its numbers as JSON, report.json) and
     pareto.png (and .pdf) next to the runs (or into ``out``); return the folder.
     ``limit``: compare on the first N problems every run finished only; ``baseline``: the name of a run
-    to set every other against (``ablation_table``)."""
+    to set every other against (``ablation_table``); ``by``: problem fields to break accuracy and latency
+    down by (``breakdown``; one ``by_FIELD.png`` each)."""
     runs = first_problems(load_runs(paths), limit)
     if baseline is not None and baseline not in {r.name for r in runs}:
         raise ValueError(f"--baseline {baseline!r} is not one of the runs: {', '.join(sorted(r.name for r in runs))}")
@@ -462,8 +467,16 @@ def report(paths: list[str | Path], out: Path | None = None, limit: int | None =
         md += "\n" + ablation_table(correct, rows, ids, baseline)
     h = runs[0].header
     title = f"{h['dataset'].get('name')} ({len(ids)} problems) · {_model(h, 'srm')} / {_model(h, 'lrm')}"
+    srm_row, lrm_row = _baseline(rows, "srm"), _baseline(rows, "lrm")
+    gap = (srm_row["name"], lrm_row["name"]) if srm_row and lrm_row else None
+    parts = [breakdown(runs, rows, ids, field, gap) for field in by] if ids else []  # before anything is written
+    for b in parts:
+        md += "\n" + breakdown_tables(b) + f"\n![by {b['field']}](by_{safe_name(b['field'])}.png)\n"
     (out / "report.md").write_text(f"# tandem report\n\n{title}\n\n{md}\n![pareto](pareto.png)\n")
     (out / "report.tex").write_text(to_latex(md, title))
-    (out / "report.json").write_text(json.dumps(summary(runs, rows, correct, ids, baseline, title, seeds, machines, vs_lrm), indent=1) + "\n")
+    doc = summary(runs, rows, correct, ids, baseline, title, seeds, machines, vs_lrm) | {"by": parts}
+    (out / "report.json").write_text(json.dumps(doc, indent=1) + "\n")
     pareto_plot(rows, out / "pareto.png", title)
+    for b in parts:
+        breakdown_plot(b, out / f"by_{safe_name(b['field'])}.png", title)
     return out

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 PACKAGED = {
@@ -29,6 +29,7 @@ class Problem:
     gold: str
     kind: str = "math"  # "math": graded by math-verify; "code": by running ``tests``
     tests: tuple = ()  # code problems: ({"input": ..., "output": ...}, ...)
+    row: dict = field(default_factory=dict, compare=False, repr=False)  # the dataset's line, all its fields (level, subject, ...)
 
 
 @dataclass(frozen=True)
@@ -71,13 +72,21 @@ def load(name: str, split: str = "test", limit: int | None = None, fields: Field
         path = _package_data() / PACKAGED[(name, split)]
         rows = _read_jsonl(path)
         if name == "gsm8k":
-            problems = [Problem(f"gsm8k-{split}-{i}", r["question"], gsm8k_gold(r["answer"])) for i, r in rows]
+            problems = [Problem(f"gsm8k-{split}-{i}", r["question"], gsm8k_gold(r["answer"]), row=r) for i, r in rows]
         else:
-            problems = [Problem(r.get("unique_id", f"math500-{i}"), r["problem"], r["answer"]) for i, r in rows]
+            problems = [Problem(r.get("unique_id", f"math500-{i}"), r["problem"], r["answer"], row=r) for i, r in rows]
     else:
         known = ", ".join(sorted({f"{n}:{s}" for n, s in PACKAGED}))
         raise DatasetError(f"unknown dataset {name!r} split {split!r}; packaged: {known}; or give a .jsonl path")
     return problems[:limit] if limit else problems
+
+
+def load_from_info(info: dict) -> list[Problem]:
+    """The problems of the dataset a run's header names (``dataset_info``): a packaged one by name and
+    split, a local JSONL by the path and field names it was read with."""
+    info = upgrade_info(info)
+    fields = Fields(**info["fields"]) if info.get("fields") else Fields()
+    return load(info.get("path") or info["name"], info.get("split", "test"), fields=fields)
 
 
 def load_jsonl(path: Path, fields: Fields = Fields()) -> list[Problem]:
@@ -98,11 +107,11 @@ def load_jsonl(path: Path, fields: Fields = Fields()) -> list[Problem]:
                     raise DatasetError(f"{path}:{n}: field {fields.tests!r} is a string but not JSON") from None
             if not isinstance(tests, list) or not all(isinstance(t, dict) and "input" in t and "output" in t for t in tests):
                 raise DatasetError(f"{path}:{n}: {fields.tests!r} must be a list of {{\"input\", \"output\"}} objects")
-            problems.append(Problem(pid, str(r[fields.question]), str(r.get(fields.answer, "")), "code", tuple(tests)))
+            problems.append(Problem(pid, str(r[fields.question]), str(r.get(fields.answer, "")), "code", tuple(tests), r))
         elif fields.answer not in r:
             raise DatasetError(f"{path}:{n}: missing field {fields.answer!r} (or a {fields.tests!r} list for code)")
         else:
-            problems.append(Problem(pid, str(r[fields.question]), str(r[fields.answer])))
+            problems.append(Problem(pid, str(r[fields.question]), str(r[fields.answer]), row=r))
     return problems
 
 

@@ -599,7 +599,7 @@ def report(
         None, help="a run's name (its file name without .jsonl): add a Table 2-style ablation of every run against it"
     ),
     as_json: bool = typer.Option(False, "--json", help="print report.json instead of report.md"),
-    by: list[str] = typer.Option([], "--by", help="a field of the problems' dataset (MATH-500: level, subject): accuracy "
+    by: list[str] = typer.Option([], "--by", metavar="FIELD", help="a field of the problems' dataset (MATH-500: level, subject): accuracy "
                                  "and latency for each of its values, and by_FIELD.png; repeatable"),
 ):
     """Table 1-style report (Markdown, its tables also as LaTeX, its numbers as JSON) and a Pareto plot (accuracy vs latency) from eval files."""

@@ -15,16 +15,17 @@ import textwrap
 from pathlib import Path
 
 from tandem.analysis.runs import Run, pyplot, save_figure
+from tandem.artifacts import safe_name
 from tandem.eval.datasets import DatasetError, load_from_info
 
 MISSING = "(none)"
 
 
-def problem_values(runs: list[Run], field: str, ids: list[str]) -> dict[str, object]:
-    """Problem id -> the value of ``field`` in its dataset line (``MISSING`` where that line lacks it),
-    for ``ids``; read from each distinct dataset the runs' headers name."""
+def dataset_lines(runs: list[Run], ids: list[str]) -> tuple[dict[str, dict], set[str]]:
+    """(problem id -> its dataset line, for ``ids``; every field name the datasets have), read once from
+    each distinct dataset the runs' headers name, whatever the number of fields broken down by."""
     wanted = set(ids)
-    values: dict[str, object] = {}
+    lines: dict[str, dict] = {}
     seen: list[dict] = []
     columns: set[str] = set()
     for run in runs:
@@ -35,17 +36,22 @@ def problem_values(runs: list[Run], field: str, ids: list[str]) -> dict[str, obj
         try:
             problems = load_from_info(info)
         except (DatasetError, KeyError, TypeError) as e:
-            raise DatasetError(f"--by {field}: cannot read the dataset {run.path} names ({info}): {e}") from None
+            raise DatasetError(f"--by: cannot read the dataset {run.path} names ({info}): {e}") from None
         for p in problems:
             columns |= set(p.row)
-            if p.id in wanted and p.id not in values:
-                values[p.id] = _value(p.row.get(field))
+            if p.id in wanted and p.id not in lines:
+                lines[p.id] = p.row
+    absent = [i for i in ids if i not in lines]
+    if absent:
+        raise DatasetError(f"--by: {len(absent)} problem(s) of the runs are not in their dataset, e.g. {absent[0]!r}")
+    return lines, columns
+
+
+def problem_values(lines: dict[str, dict], columns: set[str], field: str) -> dict[str, object]:
+    """Problem id -> the value of ``field`` in its dataset line (``MISSING`` where that line lacks it)."""
     if field not in columns:
         raise DatasetError(f"--by {field}: the dataset has no field {field!r}; its fields: {', '.join(sorted(columns))}")
-    absent = [i for i in ids if i not in values]
-    if absent:
-        raise DatasetError(f"--by {field}: {len(absent)} problem(s) of the runs are not in their dataset, e.g. {absent[0]!r}")
-    return values
+    return {i: _value(line.get(field)) for i, line in lines.items()}
 
 
 def _value(v):
@@ -63,12 +69,25 @@ def _order(values) -> list:
     return nums + rest + ([MISSING] if MISSING in vs else [])
 
 
-def breakdown(runs: list[Run], rows: list[dict], ids: list[str], field: str, gap: tuple[str, str] | None = None) -> dict:
+def figure_name(field: str) -> str:
+    """The bar chart's file for ``field`` (its PDF beside it), as report.md links it."""
+    return f"by_{safe_name(field)}.png"
+
+
+def breakdowns(runs: list[Run], rows: list[dict], ids: list[str], fields: tuple[str, ...],
+               gap: tuple[str, str] | None = None) -> list[dict]:
+    """``breakdown`` for each of ``fields``, every field checked before any is computed."""
+    lines, columns = dataset_lines(runs, ids)
+    values = [(field, problem_values(lines, columns, field)) for field in fields]
+    return [breakdown(runs, rows, ids, field, v, gap) for field, v in values]
+
+
+def breakdown(runs: list[Run], rows: list[dict], ids: list[str], field: str, values: dict[str, object],
+              gap: tuple[str, str] | None = None) -> dict:
     """Per value of ``field``: its problems, and per run (in the order of ``rows``) the problems solved and
     the mean latency on them. With ``gap`` (the names of the SRM-only and LRM-only runs), also the problems
     the LRM solves and the SRM does not (``lrm_gap``) and how many of them each run solves (``recovered``):
-    what collaboration is for, and where it falls short."""
-    values = problem_values(runs, field, ids)
+    what collaboration is for, and where it falls short. ``values``: ``problem_values`` of ``field``."""
     groups = _order(values[i] for i in ids)
     by_name = {r.name: r.by_id() for r in runs}
     out = {"field": field, "values": groups, "problems": {}, "runs": {}}

@@ -22,12 +22,11 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-from tandem.analysis.breakdown import breakdown, breakdown_plot, breakdown_tables
+from tandem.analysis.breakdown import breakdown_plot, breakdown_tables, breakdowns, figure_name
 from tandem.analysis.latex import to_latex
 from tandem.analysis.pareto import pareto_plot
 from tandem.analysis.runs import METHOD_ORDER, Run, common_ids, first_problems, load_runs, summarize
 from tandem.analysis.stats import paired, wilson
-from tandem.artifacts import safe_name
 from tandem.eval.runner import canonical, upgrade_config
 from tandem.hardware import processor
 
@@ -434,7 +433,7 @@ def report(paths: list[str | Path], out: Path | None = None, limit: int | None =
     pareto.png (and .pdf) next to the runs (or into ``out``); return the folder.
     ``limit``: compare on the first N problems every run finished only; ``baseline``: the name of a run
     to set every other against (``ablation_table``); ``by``: problem fields to break accuracy and latency
-    down by (``breakdown``; one ``by_FIELD.png`` each)."""
+    down by (``breakdowns``; one ``by_FIELD.png`` each)."""
     runs = first_problems(load_runs(paths), limit)
     if baseline is not None and baseline not in {r.name for r in runs}:
         raise ValueError(f"--baseline {baseline!r} is not one of the runs: {', '.join(sorted(r.name for r in runs))}")
@@ -469,14 +468,14 @@ def report(paths: list[str | Path], out: Path | None = None, limit: int | None =
     title = f"{h['dataset'].get('name')} ({len(ids)} problems) · {_model(h, 'srm')} / {_model(h, 'lrm')}"
     srm_row, lrm_row = _baseline(rows, "srm"), _baseline(rows, "lrm")
     gap = (srm_row["name"], lrm_row["name"]) if srm_row and lrm_row else None
-    parts = [breakdown(runs, rows, ids, field, gap) for field in by] if ids else []  # before anything is written
+    parts = breakdowns(runs, rows, ids, by, gap) if by and ids else []  # before anything is written
     for b in parts:
-        md += "\n" + breakdown_tables(b) + f"\n![by {b['field']}](by_{safe_name(b['field'])}.png)\n"
+        md += "\n" + breakdown_tables(b) + f"\n![by {b['field']}]({figure_name(b['field'])})\n"
     (out / "report.md").write_text(f"# tandem report\n\n{title}\n\n{md}\n![pareto](pareto.png)\n")
     (out / "report.tex").write_text(to_latex(md, title))
     doc = summary(runs, rows, correct, ids, baseline, title, seeds, machines, vs_lrm) | {"by": parts}
     (out / "report.json").write_text(json.dumps(doc, indent=1) + "\n")
     pareto_plot(rows, out / "pareto.png", title)
     for b in parts:
-        breakdown_plot(b, out / f"by_{safe_name(b['field'])}.png", title)
+        breakdown_plot(b, out / figure_name(b["field"]), title)
     return out

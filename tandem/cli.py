@@ -636,16 +636,21 @@ def analyze(
 
 @app.command()
 def compare(
-    a: Path = typer.Argument(..., help="an eval file (A)"),
-    b: Path = typer.Argument(..., help="another (B): the same run measured again elsewhere, or another method on the same problems"),
+    a: Path = typer.Argument(..., help="an eval file (A), or a folder of them"),
+    b: Path = typer.Argument(..., help="another (B): the same run measured again elsewhere, or another method on the same "
+                             "problems; with two folders, each run is set beside the one that computes the same thing"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="also write the Markdown to this file"),
 ):
-    """Two eval files problem by problem: the same text or not, where the texts part, whether the grades agree."""
+    """Two eval files problem by problem: the same text or not, where the texts part, whether the grades agree.
+    Two folders (a sweep run again on another host or in another dtype): a row per pair of runs, then each pair."""
     from tandem.analysis.compare import compare as run_compare
-    from tandem.analysis.compare import markdown
+    from tandem.analysis.compare import compare_folders, folders_markdown, markdown
 
     try:
-        md = markdown(*run_compare(a, b))
+        if a.is_dir() and b.is_dir():
+            md = folders_markdown(a, b, compare_folders(a, b))
+        else:
+            md = markdown(*run_compare(a, b))
     except USER_ERRORS as e:
         _fail(e)
     print(md)

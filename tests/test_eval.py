@@ -473,6 +473,47 @@ def test_compare_says_which_problems_kept_their_text_and_where_the_others_part(t
     assert res.returncode == 2 and "holds 2 runs; compare takes one eval file" in " ".join(res.stderr.split())
 
 
+def test_compare_two_folders_pairs_the_runs_that_compute_the_same_thing(tiny_pair, problems_file, tmp_path):
+    """``tandem compare DIR DIR``: a sweep measured again elsewhere. Runs pair by what they compute, not by
+    file name (a renamed copy pairs); MentorCollab's seed is part of that (its probes), so seed 2 finds no
+    partner; each folder's runs without one are named; two folders with no such pair are exit 2."""
+    engine = Engine(*tiny_pair)
+    problems = load(str(problems_file))
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir(), b.mkdir()
+    _eval(engine, problems, _cfg(method="srm"), a / "srm.jsonl")
+    _eval(engine, problems, _cfg(method="lrm"), a / "lrm.jsonl")
+    mentor = dict(method="mentorcollab", probe_rate=0.3, lookahead=4)
+    _eval(engine, problems, _cfg(**mentor), a / "mc.jsonl")
+    _eval(engine, problems[:2], RunConfig(method="mentorcollab", seed=2, max_tokens=24,
+                                          settings=Settings(window=2, probe_rate=0.3, lookahead=4)), b / "mc_seed2.jsonl")
+    header, *lines = (a / "srm.jsonl").read_text().splitlines()
+    changed = json.loads(lines[0])
+    changed["steps"][0]["text"] += " (otherwise)"
+    changed.update(text=changed["text"] + " (otherwise)", correct=not changed["correct"], latency_s=2 * changed["latency_s"])
+    (b / "srm_again.jsonl").write_text("\n".join([header, json.dumps(changed), lines[1]]) + "\n")  # 2 of A's 3 problems
+    (b / "mentorcollab_probe_rate-0.3.jsonl").write_bytes((a / "mc.jsonl").read_bytes())
+
+    res = _cli("compare", a, b, "-o", tmp_path / "cmp.md", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    md = (tmp_path / "cmp.md").read_text()
+    assert md.strip() == res.stdout.strip()
+    rows = {ln.split(" | ")[0].lstrip("| "): ln.split(" | ") for ln in md.splitlines() if ln.startswith(("| srm ", "| mc "))}
+    assert set(rows) == {"srm", "mc"}
+    assert rows["srm"][1:6] == ["srm_again", "2", "1", "0", "1"]  # problems, same text, parts at step 0, grades agree
+    l0, l1 = (json.loads(x)["latency_s"] for x in lines[:2])
+    assert rows["srm"][-1] == f"{(2 * l0 + l1) / (l0 + l1):.2f}x |"
+    assert rows["mc"][1:6] == ["mentorcollab_probe_rate-0.3", "3", "3", "-", "3"] and rows["mc"][-1] == "1.00x |"
+    assert "Runs of A without a partner: `lrm` (lrm)." in md and "Runs of B without a partner: `mc_seed2` (mentorcollab)." in md
+    assert "## srm / srm_again" in md and "## mc / mentorcollab_probe_rate-0.3" in md and "**Same text: 3 of 3.**" in md
+
+    # folders with nothing in common: a clear error, exit 2, nothing written
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "lrm.jsonl").write_bytes((b / "mc_seed2.jsonl").read_bytes())
+    res = _cli("compare", tmp_path / "c", a, "-o", tmp_path / "none.md", cwd=tmp_path)
+    assert res.returncode == 2 and "computes what a run in" in " ".join(res.stderr.split()) and not (tmp_path / "none.md").exists()
+
+
 def test_sweep_chunk_round_robin_keeps_points_on_the_same_problems(tiny_pair_dirs, problems_file, tmp_path):
     srm, lrm = tiny_pair_dirs
     grid = tmp_path / "grid.toml"

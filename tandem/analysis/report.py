@@ -34,7 +34,7 @@ from tandem.hardware import processor
 ENGINE_SETTINGS = ("delimiter", "temperature", "top_p", "max_step_tokens", "answer_tokens")
 
 
-def _relevant(run: Run) -> set[str]:
+def relevant_settings(run: Run) -> set[str]:
     """The settings that change what this run computes: its method's, the engine-wide ones, and
     ``seed_scope`` where the run draws (MentorCollab's probes, sampling)."""
     from tandem.policies import POLICIES
@@ -54,7 +54,7 @@ def shared_settings(runs: list[Run]) -> dict:
 def settings_note(run: Run, base: dict, seeds_differ: bool = False) -> str:
     """The settings this run reads that differ from the shared ones; the seed too where the run draws
     and the drawing runs compared differ in it."""
-    relevant = _relevant(run)
+    relevant = relevant_settings(run)
     diff = {k: v for k, v in run.settings.items() if k in relevant and base.get(k) != v}
     if seeds_differ and "seed_scope" in relevant:
         diff["seed"] = run.header["config"].get("seed")  # two such rows may differ only in where the draws start
@@ -75,7 +75,7 @@ def _fmt(x, spec: str) -> str:
 def table(runs: list[Run]) -> tuple[str, list[dict]]:
     ids = common_ids(runs)
     shared = shared_settings(runs)
-    seeds_differ = len({r.header["config"].get("seed") for r in runs if "seed_scope" in _relevant(r)}) > 1
+    seeds_differ = len({r.header["config"].get("seed") for r in runs if "seed_scope" in relevant_settings(r)}) > 1
     rows = [summarize(r, ids) | {"note": settings_note(r, shared, seeds_differ), "steered": r.steered} for r in runs]
     lrm = _baseline(rows, "lrm")
     srm = _baseline(rows, "srm")
@@ -186,17 +186,25 @@ def summary(runs: list[Run], rows: list[dict], correct: dict[str, dict[str, bool
     return {"title": title, "problems": len(ids), "ids": ids, "baseline": baseline, "runs": out, "seed_groups": groups}
 
 
+def computation_key(run: Run, with_seed: bool = True) -> str:
+    """What a run computes, as one string: its command's config (models, method, token budget, LRM
+    backend, steering and verifier files) with only the settings its method reads, and its seed where it
+    draws (MentorCollab's probes, sampling; ``with_seed=False`` leaves it out). Not the machine, device or
+    dtype: the same command run again elsewhere has the same key."""
+    relevant = relevant_settings(run)
+    drop = {"settings"} | ({"seed"} if not with_seed or "seed_scope" not in relevant else set())
+    config = {k: v for k, v in upgrade_config(run.header["config"]).items() if k not in drop}
+    return canonical(config | {"settings": {k: v for k, v in run.settings.items() if k in relevant},
+                               "steer": run.header.get("steer")})
+
+
 def seed_groups(runs: list[Run]) -> list[list[Run]]:
     """Runs that draw (MentorCollab's probes, sampling) and differ only in their seed, in groups of two or
     more: the spread of their accuracies is what the draw alone moves one run's accuracy by."""
     groups: dict[str, list[Run]] = {}
     for r in runs:
-        relevant = _relevant(r)
-        if "seed_scope" not in relevant:
-            continue
-        config = {k: v for k, v in upgrade_config(r.header["config"]).items() if k not in ("seed", "settings")}
-        key = canonical(config | {"settings": {k: v for k, v in r.settings.items() if k in relevant}, "steer": r.header.get("steer")})
-        groups.setdefault(key, []).append(r)
+        if "seed_scope" in relevant_settings(r):
+            groups.setdefault(computation_key(r, with_seed=False), []).append(r)
     return [sorted(g, key=lambda r: r.header["config"].get("seed")) for g in groups.values() if len(g) > 1]
 
 

@@ -61,7 +61,7 @@ def agreement(a: dict, b: dict) -> Agreement:
 def _one_run(path: str | Path) -> Run:
     runs = load_runs([path])
     if len(runs) != 1:
-        raise EvalError(f"{path}: holds {len(runs)} runs; compare takes one eval file (or one run's shard files) per side")
+        raise EvalError(f"{path}: holds {len(runs)} runs; compare takes one eval file (or one run's shard files) per side, or two folders")
     return runs[0]
 
 

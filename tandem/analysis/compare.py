@@ -126,9 +126,13 @@ def _describe(run: Run, shared: dict) -> str:
     """The run's file, method, the settings it reads that the other run does not share (as the report's
     settings column says them), and the processors that computed its records."""
     note = settings_note(run, shared)
-    procs = sorted({processor(r.get("host")) or "not recorded" for r in run.results})
     what = run.method + ("" if note == "-" else f" {note}")
-    return f"`{run.path}` ({what}; computed on {' / '.join(procs)})"
+    return f"`{run.path}` ({what}; computed on {_processors([run])})"
+
+
+def _processors(runs) -> str:
+    """The processor models that computed the runs' records."""
+    return " / ".join(sorted({processor(rec.get("host")) or "not recorded" for run in runs for rec in run.results}))
 
 
 @dataclass(frozen=True)
@@ -204,11 +208,10 @@ def markdown(ra: Run, rb: Run, rows: list[Agreement], title: str = "# tandem com
 def folders_markdown(a: str | Path, b: str | Path, fc: FolderComparison) -> str:
     """The pairs of two folders in one table (a row per pair), then each pair problem by problem."""
     compared = fc.compared
-    procs = {side: " / ".join(sorted({processor(rec.get("host")) or "not recorded" for ra_rb in compared
-                                      for rec in ra_rb[k].results})) for k, side in ((0, "A"), (1, "B"))}
     lines = [
         "# tandem compare", "",
-        f"A: `{a}` (computed on {procs['A']})", "", f"B: `{b}` (computed on {procs['B']})", "",
+        f"A: `{a}` (computed on {_processors(x for x, _, _ in compared)})", "",
+        f"B: `{b}` (computed on {_processors(y for _, y, _ in compared)})", "",
         "Runs paired by what they compute (method, the settings it reads, models, budget, seed where it draws), "
         "whatever machine or dtype computed them; each on the problems both finished.", "",
         "| run (A) | run (B) | problems | same text | texts part at step (median) | grades agree | A solves | B solves "

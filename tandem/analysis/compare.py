@@ -67,15 +67,17 @@ def _one_run(path: str | Path) -> Run:
 
 def compare(a: str | Path, b: str | Path) -> tuple[Run, Run, list[Agreement]]:
     """The two runs and their agreement on every problem both finished (in ``a``'s order)."""
-    return _agree(_one_run(a), _one_run(b))
+    ra, rb = _one_run(a), _one_run(b)
+    rows = _agree(ra, rb)
+    if not rows:
+        raise EvalError(f"{a} and {b} have no finished problem in common")
+    return ra, rb, rows
 
 
-def _agree(ra: Run, rb: Run) -> tuple[Run, Run, list[Agreement]]:
-    ids = common_ids([ra, rb])
-    if not ids:
-        raise EvalError(f"{ra.path} and {rb.path} have no finished problem in common")
+def _agree(ra: Run, rb: Run) -> list[Agreement]:
+    """The agreement of two runs on every problem both finished (none: an empty list)."""
     ba, bb = ra.by_id(), rb.by_id()
-    return ra, rb, [agreement(ba[i], bb[i]) for i in ids]
+    return [agreement(ba[i], bb[i]) for i in common_ids([ra, rb])]
 
 
 def pair_runs(runs_a: list[Run], runs_b: list[Run]) -> tuple[list[tuple[Run, Run]], list[Run], list[Run]]:
@@ -113,8 +115,9 @@ def compare_folders(a: str | Path, b: str | Path) -> FolderComparison:
                         "budget, seed where it draws); to set two different runs side by side, name their files")
     compared, empty = [], []
     for ra, rb in pairs:
-        if common_ids([ra, rb]):
-            compared.append(_agree(ra, rb))
+        rows = _agree(ra, rb)
+        if rows:
+            compared.append((ra, rb, rows))
         else:
             empty.append((ra, rb))
     if not compared:

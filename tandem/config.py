@@ -55,14 +55,15 @@ class Settings(BaseModel):
     probe_rate: float = Field(0.05, ge=0, le=1, description="MentorCollab: probability of probing before a token (or word)")
     probe_unit: Literal["token", "word"] = Field("token", description="MentorCollab: probe per token, or only at word starts")
     lookahead: int = Field(16, ge=1, description="MentorCollab: tokens each model proposes at a divergence")
-    verifier: Literal["self", "lrm", "mlp"] = Field(
-        "self", description="MentorCollab: the SRM itself, the LRM as judge, or the MLP of RunConfig.verifier_file"
+    verifier: Literal["self", "lrm", "mlp", "follow"] = Field(
+        "self", description="MentorCollab: the SRM itself, the LRM as judge, the MLP of RunConfig.verifier_file, or "
+        "follow: no judge, the LRM's lookahead is always kept (the ablation that says what judging adds)",
     )
     option_orders: Literal["one", "both"] = Field(
         "one",
         description="MentorCollab self/lrm verifier: ask with the options in one seeded random order (the paper), or "
         "in both orders and average the two answers (the judge's position bias cancels; twice the questions). "
-        "No effect on the mlp verifier",
+        "No effect on the mlp and follow verifiers",
     )
     # behaviour
     glimpse: Literal["reuse", "discard"] = Field("reuse", description="GlimpRouter: keep the glimpsed token or redraw it (upstream)")

@@ -318,15 +318,20 @@ class _Run:
         """Both models propose a continuation; the verifier keeps one. True if it ended the step."""
         ctx, base = self.ctx, len(self.ctx)
         n = min(self.config.settings.lookahead, room)
-        options = {}
-        for who in ("srm", "lrm"):
+        follow = self.config.settings.verifier == "follow"  # no judge: the SRM's option would be thrown away unwritten
+        options = {"srm": []}
+        for who in ("lrm",) if follow else ("srm", "lrm"):
             self.session(who).generate(ctx, self.sampler, self.stop, n)
             options[who] = ctx.ids[base:]
             ctx.truncate(base)
         self.divergences.append((list(ctx.ids), options["srm"], options["lrm"]))
         self.srm.rollback(base)
-        judged = self.judge(options)
-        winner = self.policy.pick(judged["p_lrm"])
+        if follow:
+            self.policy.option_order()  # the judges' coin, drawn so that the probes fall as in their runs
+            judged, winner = {}, "lrm"
+        else:
+            judged = self.judge(options)
+            winner = self.policy.pick(judged["p_lrm"])
         self.mentor_log.append({"at": base - ctx.prompt_len, **judged, "picked": winner})
         loser = "srm" if winner == "lrm" else "lrm"
         self.session(loser).rollback(base)

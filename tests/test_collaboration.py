@@ -112,6 +112,27 @@ def test_mentorcollab_probes_diverge_pick_and_reproduce(tiny_pair):
     assert word.meta["stats"]["probes"] <= s["probes"]
 
 
+def test_mentorcollab_following_the_mentor_always(tiny_pair):
+    """verifier = follow: no judge is asked; at every divergence the LRM's lookahead is kept and the
+    SRM writes no option of its own, so each model generated exactly its tokens of the text. The probes
+    fall where a judged run's fall (each token draws one probe number and each divergence one coin in
+    both), which makes the two runs a paired comparison."""
+    r, f = run(tiny_pair, "mentorcollab", max_tokens=60, seed=5, probe_rate=0.5, lookahead=3, verifier="follow")
+    _, judged = run(tiny_pair, "mentorcollab", max_tokens=60, seed=5, probe_rate=0.5, lookahead=3)
+    log = f.meta["mentor"]
+    assert r.stats == {"probes": len(log), "divergences": len(log), "picked_lrm": len(log)} and len(log) > 1
+    assert all(d == {"at": d["at"], "picked": "lrm"} for d in log)  # no probability: nothing was asked
+    assert "picked_srm" in judged.meta["stats"]  # the judged run kept the SRM's option somewhere, and yet
+    assert [d["at"] for d in log] == [d["at"] for d in judged.meta["mentor"]]  # its probes fell at the same places
+    ids = r.ctx.ids
+    for context, srm_opt, lrm_opt in f.divergences:
+        assert srm_opt == [] and ids[len(context) : len(context) + len(lrm_opt)] == lrm_opt
+    assert f.usage["srm"].scoring_tokens == f.usage["lrm"].scoring_tokens == 0
+    assert_handoff_accounting(f)  # the SRM generated only what it kept, as the LRM did
+    assert_caches_fresh(r, tiny_pair)
+    assert Engine(*tiny_pair).solve(QUESTION, r.config).text == f.text
+
+
 def test_accounting_holds_for_mentorcollab_without_divergence(tiny_pair):
     _, mc = run(tiny_pair, "mentorcollab", probe_rate=0.0)
     assert_handoff_accounting(mc)

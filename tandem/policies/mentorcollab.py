@@ -9,6 +9,8 @@ continuation and a verifier picks one; the other is rolled back. The
 and asked which leads to the correct answer; its probability of the LRM's
 option label decides (> 0.5: the LRM's continuation is kept); ``lrm`` asks the
 LRM the same question instead, and ``mlp`` a trained MLP (tandem/verifier.py).
+``follow`` asks no one: the LRM's continuation is always kept and the SRM does
+not write one (the ablation that measures what judging adds, and its cost).
 Which option is shown first is drawn from the same seeded generator, so position bias cannot
 favour one model and a fixed ``--seed`` reproduces the run exactly; with
 ``option_orders=both`` the judge is asked in both orders and the two answers

@@ -222,6 +222,19 @@ def test_crowded_pareto_plot_numbers_its_points_and_keys_them_below(tmp_path):
     assert w1 == w2 and h1 == round(4.4 * 150) and h2 > h1 + 3 * 11 / 72 * 150  # at least 4 key lines (7 labels, two columns)
 
 
+def test_pareto_axes_do_not_magnify_small_differences():
+    """Two runs 0.8 s and one problem in ten apart: the latency axis still spans a fifth of the largest
+    latency (not the 0.8 s autoscaling gives) and accuracy at least ten points, within 0-100% where it fits."""
+    from tandem.analysis.pareto import _at_least
+
+    lo, hi = _at_least((98.56, 99.40), 0.2 * 99.40, low=0)
+    assert hi - lo == pytest.approx(19.88) and lo < 98.56 and hi > 99.40 and (lo + hi) / 2 == pytest.approx(98.98)
+    assert _at_least((29.5, 40.5), 10, low=-2.5, high=102.5) == (29.5, 40.5)  # wide enough: untouched
+    assert _at_least((99.5, 100.5), 10, low=-2.5, high=102.5) == (92.5, 102.5)  # kept under 100% + margin
+    assert _at_least((-0.5, 0.5), 10, low=-2.5, high=102.5) == (-2.5, 7.5)
+    assert _at_least((1.0, 1.5), 10, low=0) == (0, 10)  # latency never below zero
+
+
 def test_pareto_points_measured_on_a_loaded_machine_are_flagged(tmp_path):
     """A run most of whose problems were solved while the load average was above 1.5x the CPUs, or while
     the hypervisor stole more than 20% of the CPU time, is marked busy (drawn hollow); one loaded problem

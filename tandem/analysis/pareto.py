@@ -49,6 +49,8 @@ def pareto_plot(rows: list[dict], path: Path, title: str = "") -> None:
         front = pareto_front(pts)
         if len(front) > 1:
             ax.plot(*zip(*front), color=color, lw=1.2, alpha=0.8, zorder=2)
+    ax.set_xlim(*_at_least(ax.get_xlim(), 0.2 * ax.get_xlim()[1], low=0))
+    ax.set_ylim(*_at_least(ax.get_ylim(), 10, low=-2.5, high=102.5))
     ax.set_xlabel("mean latency per problem (s)")
     ax.set_ylabel("accuracy (%)")
     ax.grid(alpha=0.3)
@@ -68,6 +70,17 @@ def pareto_plot(rows: list[dict], path: Path, title: str = "") -> None:
         _key_below(fig, ax, labels)
         _place_labels(fig, ax, [(str(n), xy, color) for n, (_, xy, color) in enumerate(labels, 1)], points)
     save_figure(fig, path)
+
+
+def _at_least(lims: tuple[float, float], span: float, low: float = float("-inf"), high: float = float("inf")) -> tuple[float, float]:
+    """Axis limits widened about their middle to at least ``span``, kept within [low, high] where they
+    fit. The plot's axes span at least a fifth of the largest latency and ten points of accuracy, so
+    that two points a second or a problem apart do not fill the figure as if they were far apart."""
+    lo, hi = lims
+    if hi - lo >= span:
+        return lo, hi
+    lo = max(min((lo + hi - span) / 2, high - span), low)
+    return lo, lo + span
 
 
 def _key_below(fig, ax, labels: list[tuple[str, tuple[float, float], str]]) -> None:

@@ -315,10 +315,11 @@ class _Run:
         return int(self.srm.next_logits.argmax()) != int(self.lrm.next_logits.argmax())
 
     def mentor(self, room: int) -> bool:
-        """Both models propose a continuation; the verifier keeps one. True if it ended the step."""
+        """Both models propose a continuation and the verifier keeps one (``follow``: only the LRM proposes,
+        and its continuation is kept). True if it ended the step."""
         ctx, base = self.ctx, len(self.ctx)
         n = min(self.config.settings.lookahead, room)
-        follow = self.config.settings.verifier == "follow"  # no judge: the SRM's option would be thrown away unwritten
+        follow = self.config.settings.verifier == "follow"  # no judge: the SRM's option would always be thrown away
         options = {"srm": []}
         for who in ("lrm",) if follow else ("srm", "lrm"):
             self.session(who).generate(ctx, self.sampler, self.stop, n)
@@ -327,7 +328,7 @@ class _Run:
         self.divergences.append((list(ctx.ids), options["srm"], options["lrm"]))
         self.srm.rollback(base)
         if follow:
-            self.policy.option_order()  # the judges' coin, drawn so that the probes fall as in their runs
+            self.policy.option_order()  # the judges' coin, so that this is a judged run's text until its judge keeps the SRM's
             judged, winner = {}, "lrm"
         else:
             judged = self.judge(options)

@@ -114,16 +114,16 @@ def test_mentorcollab_probes_diverge_pick_and_reproduce(tiny_pair):
 
 def test_mentorcollab_following_the_mentor_always(tiny_pair):
     """verifier = follow: no judge is asked; at every divergence the LRM's lookahead is kept and the
-    SRM writes no option of its own, so each model generated exactly its tokens of the text. The probes
-    fall where a judged run's fall (each token draws one probe number and each divergence one coin in
-    both), which makes the two runs a paired comparison."""
+    SRM writes no option of its own, so each model generated exactly its tokens of the text. Each token
+    draws one probe number and each divergence one coin in both runs, so the probes fall where a judged
+    run's fall while the kept options are as long (always here), which makes the two runs paired."""
     r, f = run(tiny_pair, "mentorcollab", max_tokens=60, seed=5, probe_rate=0.5, lookahead=3, verifier="follow")
     _, judged = run(tiny_pair, "mentorcollab", max_tokens=60, seed=5, probe_rate=0.5, lookahead=3)
     log = f.meta["mentor"]
     assert r.stats == {"probes": len(log), "divergences": len(log), "picked_lrm": len(log)} and len(log) > 1
     assert all(d == {"at": d["at"], "picked": "lrm"} for d in log)  # no probability: nothing was asked
     assert "picked_srm" in judged.meta["stats"]  # the judged run kept the SRM's option somewhere, and yet
-    assert [d["at"] for d in log] == [d["at"] for d in judged.meta["mentor"]]  # its probes fell at the same places
+    assert [d["at"] for d in log] == [d["at"] for d in judged.meta["mentor"]]  # its probes fell at the same offsets
     ids = r.ctx.ids
     for context, srm_opt, lrm_opt in f.divergences:
         assert srm_opt == [] and ids[len(context) : len(context) + len(lrm_opt)] == lrm_opt

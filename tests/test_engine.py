@@ -9,10 +9,8 @@ import torch
 from accounting import assert_handoff_accounting
 from tests_helpers import ensure_alternate  # noqa: F401 - registers the "test-alternate" policy
 
-from tandem.backends.base import ENGINE
 from tandem.config import RunConfig, Settings
 from tandem.engine import Engine
-from tandem.policies import Decision, Policy, register
 from tandem.prompt import prompt_ids
 from tandem.signals import BoundaryTokens
 

@@ -95,13 +95,14 @@ def build_vectors(samples: list[Sample], tr1: int, tr2: int) -> tuple[dict, dict
 
 def calibrate(
     engine, problems: list[Problem], out: Path, config: RunConfig, layer: int | None = None,
-    labeler: StepLabeler = StepLabeler(), resume: bool = False, dataset: dict | None = None,
+    labeler: StepLabeler | None = None, resume: bool = False, dataset: dict | None = None,
     on_sample: Callable[[Sample], None] | None = None,
     on_resumed: Callable[[list[Sample]], None] | None = None,
 ) -> SteerVectors:
     import tandem
 
     config = config.model_copy(update={"method": "srm", "steer": None})
+    labeler = labeler or StepLabeler()  # SEAL's keyword rules
     layer = engine.srm.resolve_layer(layer)
     fp = getattr(engine.srm, "fingerprint", None)
     runtime = getattr(engine.srm, "runtime", None)  # device and dtype: bf16 hidden states differ from fp32 ones

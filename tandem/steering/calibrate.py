@@ -83,8 +83,8 @@ def build_vectors(samples: list[Sample], tr1: int, tr2: int) -> tuple[dict, dict
     """Both vectors and their counts. SEAL: all samples; RankGuide: samples with no low-rank window."""
     vectors, counts = {}, {}
     for kind, keep in (("seal", samples), ("rankguide", [s for s in samples if not s.low_rank(tr1, tr2)])):
-        ex = [st for s in keep for st, lab in zip(s.states, s.labels) if lab == "execution"]
-        va = [st for s in keep for st, lab in zip(s.states, s.labels) if lab != "execution"]
+        ex = [st for s in keep for st, lab in zip(s.states, s.labels, strict=True) if lab == "execution"]
+        va = [st for s in keep for st, lab in zip(s.states, s.labels, strict=True) if lab != "execution"]
         v = difference(ex, va)
         if v is not None:
             vectors[kind] = v

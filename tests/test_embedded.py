@@ -43,9 +43,12 @@ def test_srm_engine_equals_generate(engine, embedded_pair):
     assert [t for s in trace.steps for t in s.ids] == ref
 
 
-@pytest.mark.parametrize("method", ["srm", "lrm", "glimprouter", "rankguide"])
+# Each run of the real pair costs 10-40 s on 2 cores, so no solve here repeats another: GlimpRouter
+# runs through the CLI below, and RankGuide with a window short enough (W=2) for this 3-step solution to fill it.
+@pytest.mark.parametrize("method", ["srm", "lrm", "rankguide"])
 def test_each_method_solves_a_word_problem(engine, method):
-    trace = engine.solve(WORD_PROBLEM, RunConfig(method=method, max_tokens=120))
+    settings = Settings(window=2) if method == "rankguide" else Settings()
+    trace = engine.solve(WORD_PROBLEM, RunConfig(method=method, max_tokens=120, settings=settings))
     assert trace.answer == "55", trace.text
     writers = {s.writer for s in trace.steps}
     if method in ("srm", "lrm"):
@@ -53,14 +56,10 @@ def test_each_method_solves_a_word_problem(engine, method):
     assert_handoff_accounting(trace)
     if method != "lrm":
         assert all(s.signals["entropy"] is not None for s in trace.steps)
-
-
-def test_rank_signal_on_a_short_window(engine):
-    """With W=3 the rank window fills on a short solution and ranks are reported per step."""
-    trace = engine.solve(WORD_PROBLEM, RunConfig(method="rankguide", max_tokens=120, settings=Settings(window=3, te=5.0)))
-    ranked = [s for s in trace.steps if s.signals["r1"] is not None]
-    assert ranked, "expected at least one full window"
-    assert all(1 <= s.signals["r1"] <= 3 and 1 <= s.signals["r2"] <= 48 for s in ranked)
+    if method == "rankguide":  # the window fills and ranks are reported per step, within the largest possible
+        ranked = [s for s in trace.steps if s.signals["r1"] is not None]  # for W=2 and dims 16x14x4: 2 and 32
+        assert ranked, "expected at least one full window"
+        assert all(1 <= s.signals["r1"] <= 2 and 1 <= s.signals["r2"] <= 32 for s in ranked)
 
 
 def test_cli_solve_json_and_models():
@@ -69,6 +68,8 @@ def test_cli_solve_json_and_models():
     doc = json.loads(res.stdout)
     assert doc["answer"] == "55" and doc["method"] == "glimprouter" and doc["config"]["settings"]["te"] == 1.0
     assert {s["writer"] for s in doc["steps"]} <= {"srm", "lrm"}
+    assert all(s["signals"]["entropy"] is not None for s in doc["steps"])
+    assert_handoff_accounting(doc)
     res = tandem("models", "--json")
     assert res.returncode == 0, res.stderr
     info = json.loads(res.stdout)
@@ -86,7 +87,7 @@ def test_specreason_scores_every_draft_on_a_fork(engine):
 
 
 def test_mentorcollab_is_reproducible_with_a_seed(engine):
-    cfg = RunConfig(method="mentorcollab", max_tokens=40, seed=2, settings=Settings(probe_rate=0.3, lookahead=6))
+    cfg = RunConfig(method="mentorcollab", max_tokens=20, seed=2, settings=Settings(probe_rate=0.3, lookahead=6))
     a, b = engine.solve(WORD_PROBLEM, cfg), engine.solve(WORD_PROBLEM, cfg)
     assert a.text == b.text and a.meta["stats"] == b.meta["stats"]
     assert a.meta["stats"]["probes"] > 0
@@ -102,9 +103,9 @@ def test_steering_the_real_srm_counts_every_boundary(engine, embedded_pair, tmp_
     v = np.random.default_rng(0).standard_normal(srm.hidden_size).astype(np.float32)
     meta = {"model": srm.name, "fingerprint": srm.fingerprint, "hidden_size": srm.hidden_size, "layer": 12, "counts": {}}
     SteerVectors({"seal": v}, meta).save(tmp_path / "v.pt")
-    cfg = RunConfig(method="srm", max_tokens=60, steer=str(tmp_path / "v.pt"), settings=Settings(steer_kind="seal", alpha=0.5))
+    cfg = RunConfig(method="srm", max_tokens=30, steer=str(tmp_path / "v.pt"), settings=Settings(steer_kind="seal", alpha=0.5))
     trace = engine.solve(WORD_PROBLEM, cfg)
     u = trace.usage["srm"]
     assert u.boundary_positions > 0 and u.steered_positions == u.boundary_positions
-    plain = engine.solve(WORD_PROBLEM, RunConfig(method="srm", max_tokens=60))
+    plain = engine.solve(WORD_PROBLEM, RunConfig(method="srm", max_tokens=30))
     assert plain.usage["srm"].steered_positions == 0

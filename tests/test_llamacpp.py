@@ -23,7 +23,8 @@ def engine(embedded_pair):
     return Engine(embedded_pair[0], load_llamacpp("embedded", embedded_pair[0].tokenizer))
 
 
-@pytest.mark.parametrize("method", ["lrm", "rankguide", "specreason"])
+# LRM-only under in-process llama.cpp is test_remote's test_server_writes_what_in_process_lrm_writes
+@pytest.mark.parametrize("method", ["rankguide", "specreason"])
 def test_methods_with_a_llamacpp_lrm(engine, method):
     trace = engine.solve(WORD_PROBLEM, RunConfig(method=method, max_tokens=120, settings=Settings(te=0.5)))
     assert trace.answer == "55", trace.text

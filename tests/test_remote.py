@@ -68,19 +68,26 @@ def engine(embedded_pair, server):
     return Engine(embedded_pair[0], load_remote(server.url, embedded_pair[0].tokenizer))
 
 
-@pytest.mark.embedded
-@pytest.mark.parametrize("method", ["lrm", "rankguide", "specreason", "mentorcollab"])
-def test_methods_with_a_server_lrm(engine, server, method):
-    # MentorCollab probes every token: the pair agrees on most, and the test needs a divergence
-    settings = Settings(te=0.5, probe_rate=1.0)
-    trace = engine.solve(WORD_PROBLEM, RunConfig(method=method, max_tokens=120, settings=settings))
-    assert trace.answer == "55", trace.text
+def assert_clean_remote(trace, server) -> None:
+    """The LRM answered over the server's dialect, every request first time, and its text was its ids."""
     lrm = trace.usage["lrm"]
     assert lrm.remote["dialect"] == DIALECT[server.kind] and lrm.remote["requests"] > 0
     assert lrm.remote["text_mismatches"] == 0 and lrm.remote["retried_requests"] == 0
     assert lrm.completion_tokens + lrm.scoring_tokens > 0
     if DIALECT[server.kind] == "ids":  # every request, streamed or not, says what it recomputed
         assert lrm.remote["reported_requests"] == lrm.remote["requests"]
+
+
+# LRM-only and RankGuide through each server are the two tests below (the same solves, checked
+# further); these are the methods that also score, peek and roll back on the server.
+@pytest.mark.embedded
+@pytest.mark.parametrize("method", ["specreason", "mentorcollab"])
+def test_methods_with_a_server_lrm(engine, server, method):
+    # MentorCollab probes every token: the pair agrees on most, and the test needs a divergence
+    settings = Settings(te=0.5, probe_rate=1.0)
+    trace = engine.solve(WORD_PROBLEM, RunConfig(method=method, max_tokens=120, settings=settings))
+    assert trace.answer == "55", trace.text
+    assert_clean_remote(trace, server)
 
 
 @pytest.mark.embedded
@@ -96,6 +103,8 @@ def test_server_writes_what_in_process_lrm_writes(engine, embedded_pair, server)
         local = Engine(embedded_pair[0], load_llamacpp("embedded", embedded_pair[0].tokenizer))
     cfg = RunConfig(method="lrm", max_tokens=80)
     remote_trace, local_trace = engine.solve(WORD_PROBLEM, cfg), local.solve(WORD_PROBLEM, cfg)
+    assert remote_trace.answer == "55", remote_trace.text
+    assert_clean_remote(remote_trace, server)
     assert [s.ids for s in remote_trace.steps] == [s.ids for s in local_trace.steps]
 
 
@@ -106,6 +115,8 @@ def test_prefix_cache_recomputes_only_what_is_new(engine, server):
     cfg = RunConfig(method="rankguide", max_tokens=100, settings=Settings(te=0.3, max_step_tokens=12))
     trace = engine.solve(WORD_PROBLEM, cfg)
     assert {s.writer for s in trace.steps} == {"srm", "lrm"}
+    assert trace.answer == "55", trace.text
+    assert_clean_remote(trace, server)
     lrm = trace.usage["lrm"]
     requests, sent = lrm.remote["requests"], lrm.remote["sent_tokens"]
     if server.kind == "python":  # from its log

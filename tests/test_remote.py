@@ -127,8 +127,9 @@ def test_prefix_cache_recomputes_only_what_is_new(engine, server):
         assert len(matches) == requests
         recomputed = sum(r for _, r in matches)
         assert sum(c + r for c, r in matches) == sent
-    else:  # llama-server and vLLM say it per request (vLLM in the usage chunk after a step's end;
-        recomputed = lrm.remote["recomputed_tokens"]  # assert_clean_remote checked every request reported)
+    else:  # llama-server and vLLM say it per request (vLLM in the usage chunk after a step's end);
+        # assert_clean_remote above checked that every request reported it
+        recomputed = lrm.remote["recomputed_tokens"]
     # new tokens: the SRM's steps and the prompt (prompt_tokens), plus per request the one token
     # llama.cpp evaluates again to get logits, or the part of a 32-token block vLLM cannot reuse
     slack = BLOCK if server.kind == "vllm" else 1

@@ -55,6 +55,25 @@ def _single_id(tokenizer, text: str) -> int:
     return ids[0]
 
 
+TIE = 1e-6  # a mean preference this close to 0.5 is no preference (float rounding, not the judge)
+
+
+def mean_preference(answers) -> float:
+    """The mean of a judge's answers for the LRM's option, one per option order asked; exactly 0.5
+    when they cancel.
+
+    A judge whose answer depends on the position alone gives complementary answers in the two orders
+    (p and 1 - p). That is common in bfloat16, whose logits are rounded (a spacing of 0.125 at
+    logits of 16-32), so both orders often see the same logit difference: the two means are then
+    0.5 in exact arithmetic but 0.5 + 3e-8 or so in floats. Until 2026-12-07 that rounding decided
+    the tie (the LRM's option 25 times, the SRM's 6, of 31 ties in the committed both-orders runs,
+    RESULTS.md); now a mean within ``TIE`` of 0.5 is 0.5, no preference: the SRM keeps its option
+    (the LRM's needs more than 0.5) and ``train-verifier --labels lrm`` makes no label of it."""
+    answers = list(answers)
+    p = sum(answers) / len(answers)
+    return 0.5 if abs(p - 0.5) <= TIE else p
+
+
 class Engine:
     """Runs policies over an SRM (an HFModel: hidden states needed) and an LRM (any backend)."""
 
@@ -361,7 +380,8 @@ class _Run:
     def judge(self, options: dict[str, list[int]]) -> dict:
         """The verifier's probability that the LRM's option is the better one (asked on forks), as
         ``{"p_lrm": p}``, with a judge's answer in each order it was asked (``lrm_first`` /
-        ``srm_first``; ``p_lrm`` is their mean), so that a run's records show how often the order decides.
+        ``srm_first``; ``p_lrm`` is their mean, ``mean_preference``), so that a run's records show how often
+        the order decides.
 
         ``self``: the SRM answers the mentor question; ``lrm``: the LRM does (a costlier judge, the
         reference an MLP trained with ``--labels lrm`` imitates); ``mlp``: the trained MLP on the SRM's
@@ -379,7 +399,7 @@ class _Run:
         first = self.policy.option_order()
         orders = (True, False) if first is None else (first,)
         asked = self.engine.option_preferences(judge, ctx, options, orders)
-        return {"p_lrm": sum(asked.values()) / len(asked), **asked}
+        return {"p_lrm": mean_preference(asked.values()), **asked}
 
     def add_step(
         self, decision: Decision, signals: Signals, ids: list[int], end: str, prefix: str = "", start: int | None = None

@@ -15,7 +15,8 @@ dropped. Faithful to the outcome, but costly and sparse: with a weak SRM most
 divergences end in a tie (RESULTS.md: 3 labels from 16 divergences).
 ``lrm``: the LRM is asked the self verifier's question, with the options in
 both orders (so its position bias cancels); its mean probability for its own
-option, > 0.5 or not, is the label. Every divergence gets one, for two short
+option, > 0.5 or not, is the label (a mean of exactly 0.5, where the orders
+cancel, gives none: ``engine.mean_preference``). Nearly every divergence gets one, for two short
 forks of the LRM's cache, so the MLP learns to imitate the LRM's judgement
 from the SRM's states. The contexts of one problem's divergences are prefixes
 of one another, so the LRM prefills each problem's text once.
@@ -38,6 +39,7 @@ import numpy as np
 import torch
 
 from tandem.artifacts import Parts, check_made_for, load_artifact, safe_name, save_artifact
+from tandem.engine import mean_preference
 
 FORMAT = "tandem-verifier/1"
 
@@ -168,7 +170,10 @@ def collect(engine, problem, config, layer: int, labels: str = "rollout") -> tup
     for context, srm_opt, lrm_opt in trace.divergences:
         options = {"srm": srm_opt, "lrm": lrm_opt}
         if judge is not None:
-            y = int(judge(context, options) > 0.5)
+            p = judge(context, options)
+            if p == 0.5:  # the two orders cancel: no preference, no label (engine.mean_preference)
+                continue
+            y = int(p > 0.5)
         else:
             y = _rollout_label(engine, problem, config, len(prompt), context, options)
             if y is None:
@@ -240,7 +245,7 @@ class _LrmJudge:
         self.fed: list[int] = []
 
     def __call__(self, context: list[int], options: dict[str, list[int]]) -> float:
-        return sum(self.preferences(context, options)) / 2
+        return mean_preference(self.preferences(context, options))
 
     def preferences(self, context: list[int], options: dict[str, list[int]]) -> list[float]:
         """The LRM's probability for its own option, shown first and shown second."""

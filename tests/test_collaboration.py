@@ -12,7 +12,7 @@ from cli_in_process import tandem
 
 from tandem.backends.base import Context
 from tandem.config import RunConfig, Settings
-from tandem.engine import Engine, _Run
+from tandem.engine import Engine, _Run, mean_preference
 from tandem.prompt import prompt_ids, scoring_ids
 
 QUESTION = "A baker makes 48 cookies and sells them for 2 dollars each. How many dollars does he earn?"
@@ -254,10 +254,28 @@ def test_mentorcollab_judge_asked_in_both_orders(tiny_pair, verifier):
         assert [d["lrm_first"], d["srm_first"]] == pytest.approx(p, abs=1e-5)
         assert d["p_lrm"] == pytest.approx(sum(p) / 2, abs=1e-5)
         kept.append("lrm" if ids[len(context) : len(context) + len(lrm_opt)] == lrm_opt else "srm")
-        assert kept[-1] == d["picked"] == ("lrm" if sum(p) > 1 else "srm")
+        assert kept[-1] == d["picked"] == ("lrm" if mean_preference(p) > 0.5 else "srm")
         asked += len(engine.mentor_ids(srm_opt, lrm_opt)) + len(engine.mentor_ids(lrm_opt, srm_opt))
     assert mc.usage[judge_role].scoring_tokens == asked
     assert mc.usage["srm" if judge_role == "lrm" else "lrm"].scoring_tokens == 0
+
+
+@pytest.mark.parametrize("gap", [0.0, 0.125, 0.375, 1.0])
+def test_a_judge_that_sees_only_the_position_keeps_the_srm_option(gap):
+    """In bfloat16 the option labels' logits are rounded (a spacing of 0.125 near 20), so a judge often
+    sees the same logit gap in both orders: its answers for the LRM's option are p and 1 - p, exactly
+    complementary, yet float32 softmax makes their mean 0.5 + 1e-8 to 5e-8 (as the committed
+    both-orders records show), which used to keep the LRM's option. No preference keeps the SRM's."""
+    from tandem.policies import get_policy
+
+    logits = torch.tensor([20.0 + gap, 20.0]).bfloat16().float()  # "A" (shown first) and "B", as a bf16 judge gives them
+    pa, pb = torch.softmax(logits, -1).tolist()  # the LRM's option shown first: pa; shown second: pb
+    assert gap == 0 or (pa + pb) / 2 > 0.5  # the rounding the rule is for
+    assert mean_preference([pa, pb]) == 0.5
+    policy = get_policy("mentorcollab")(Settings(option_orders="both"))
+    assert policy.pick(mean_preference([pa, pb])) == "srm"
+    assert policy.pick(mean_preference([0.6, 0.45])) == "lrm" and mean_preference([0.6, 0.45]) == pytest.approx(0.525)
+    assert policy.pick(mean_preference([0.55, 0.4])) == "srm"
 
 
 def test_collect_labels_every_divergence_by_the_lrm(tiny_pair):
@@ -270,7 +288,7 @@ def test_collect_labels_every_divergence_by_the_lrm(tiny_pair):
     cfg = RunConfig(method="mentorcollab", max_tokens=30, seed=5, settings=Settings(max_step_tokens=6, probe_rate=1.0, lookahead=2))
     problem = Problem("p", QUESTION, "96")
     xs, ys, seen = collect(engine, problem, cfg, layer=1, labels="lrm")
-    assert seen > 1 and len(xs) == len(ys) == seen and set(ys) <= {0, 1}
+    assert seen > 1 and len(xs) == len(ys) and set(ys) <= {0, 1}
     prompt = prompt_ids(engine.tokenizer, QUESTION)
     trace = engine.run(prompt, cfg, QUESTION)  # the same run: the same divergences
     assert len(trace.divergences) == seen
@@ -280,11 +298,14 @@ def test_collect_labels_every_divergence_by_the_lrm(tiny_pair):
         return [engine.option_preference(tiny_pair[1].session("lrm"), Context.from_prompt(context), options, first)
                 for first in (True, False)]
 
-    for (context, srm_opt, lrm_opt), y in zip(trace.divergences, ys):
+    expected = []
+    for context, srm_opt, lrm_opt in trace.divergences:
         options = {"srm": srm_opt, "lrm": lrm_opt}
         p = fresh(context, options)
         assert judge.preferences(context, options) == pytest.approx(p, abs=1e-5)
-        assert y == int(sum(p) / 2 > 0.5)
+        if mean_preference(p) != 0.5:  # the orders cancel: no label
+            expected.append(int(mean_preference(p) > 0.5))
+    assert ys == expected
     # a context that parts from what the judge has fed (never within one trace) is fed from the fork
     context, srm_opt, lrm_opt = trace.divergences[-1]
     other = context[: len(prompt) + 1] + context[len(prompt) + 1 :][::-1]

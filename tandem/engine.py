@@ -64,10 +64,10 @@ def mean_preference(answers) -> float:
 
     A judge whose answer depends on the position alone gives complementary answers in the two orders
     (p and 1 - p). That is common in bfloat16, whose logits are rounded (a spacing of 0.125 at
-    logits of 16-32), so both orders often see the same logit difference: the two means are then
-    0.5 in exact arithmetic but 0.5 + 3e-8 or so in floats. Until 2026-12-07 that rounding decided
-    the tie (the LRM's option 25 times, the SRM's 6, of 31 ties in the committed both-orders runs,
-    RESULTS.md); now a mean within ``TIE`` of 0.5 is 0.5, no preference: the SRM keeps its option
+    logits of 16-32), so both orders often see the same logit difference: the mean is then 0.5 in
+    exact arithmetic but 0.5 + 1.5e-8 to 4.5e-8 from float32 softmax. Until 2026-12-07 that rounding
+    decided the tie (of 31 ties in the committed both-orders runs, 25 went to the LRM's option that
+    way and 6 were exactly 0.5; RESULTS.md); now a mean within ``TIE`` of 0.5 is 0.5, no preference: the SRM keeps its option
     (the LRM's needs more than 0.5) and ``train-verifier --labels lrm`` makes no label of it."""
     answers = list(answers)
     p = sum(answers) / len(answers)

@@ -16,7 +16,7 @@ divergences end in a tie (RESULTS.md: 3 labels from 16 divergences).
 ``lrm``: the LRM is asked the self verifier's question, with the options in
 both orders (so its position bias cancels); its mean probability for its own
 option, > 0.5 or not, is the label (a mean of exactly 0.5, where the orders
-cancel, gives none: ``engine.mean_preference``). Nearly every divergence gets one, for two short
+cancel, gives none: ``engine.mean_preference``). Most divergences get one, for two short
 forks of the LRM's cache, so the MLP learns to imitate the LRM's judgement
 from the SRM's states. The contexts of one problem's divergences are prefixes
 of one another, so the LRM prefills each problem's text once.

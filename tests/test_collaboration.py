@@ -279,7 +279,8 @@ def test_a_judge_that_sees_only_the_position_keeps_the_srm_option(gap):
 
 
 def test_collect_labels_every_divergence_by_the_lrm(tiny_pair):
-    """labels = lrm: one label per divergence, each the LRM's mean preference over both option orders;
+    """labels = lrm: one label per divergence where the LRM prefers an option, its mean preference over
+    both option orders (none where the orders cancel);
     the judge's one incremental session gives what a fresh session per divergence gives."""
     from tandem.eval.datasets import Problem
     from tandem.verifier import VerifierError, _LrmJudge, collect

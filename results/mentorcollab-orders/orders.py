@@ -4,6 +4,8 @@ judge's probability for the LRM's option with the LRM's option shown first (lrm_
 (srm_first).
 
     python3 results/mentorcollab-orders/orders.py results/mentorcollab-orders
+
+Its last line per judge counts the ties (RESULTS.md, "Ties, decided by float rounding").
 """
 import glob
 import json
@@ -37,3 +39,13 @@ for f in sorted(glob.glob(sys.argv[1] + "/*.jsonl")):
           f" content margin |p_lrm - 0.5|: mean {st.fmean(content):.3f}, median {st.median(content):.3f}")
     print(f"  kept the LRM's option (mean of the orders > 0.5) {picked} ({picked / n:.0%});"
           f" one random order would have picked otherwise at about {len(split) / 2 / n:.0%} of divergences")
+    # ties: answers p and 1 - p (the position alone), whose float mean is 0.5 + a few 1e-8 or exactly 0.5;
+    # these runs predate engine.mean_preference (e01149b), so rounding kept the LRM's option at the first kind
+    ties = [d for d in ds if abs(d["p_lrm"] - 0.5) <= 1e-6]
+    rounded = [d for d in ties if d["p_lrm"] > 0.5]
+    own = [abs(d["p_lrm"] - 0.5) for d in ds if abs(d["p_lrm"] - 0.5) > 1e-6]
+    held = [r for r in recs if any(0.5 < d["p_lrm"] <= 0.5 + 1e-6 for d in r["meta"].get("mentor", []))]
+    print(f"  ties (the orders cancel) {len(ties)} ({len(ties) / n:.0%}): kept for the LRM by float rounding {len(rounded)},"
+          f" exactly 0.5 {len(ties) - len(rounded)}; the judge's own choice of the LRM's option {picked - len(rounded)}"
+          f" ({(picked - len(rounded)) / n:.0%}); content margin of the rest: median {st.median(own):.3f};"
+          f" problems with a rounded pick {len(held)} ({sum(r['correct'] for r in held)} of them solved)")

@@ -67,8 +67,9 @@ def mean_preference(answers) -> float:
     logits of 16-32), so both orders often see the same logit difference: the mean is then 0.5 in
     exact arithmetic but 0.5 + 1.5e-8 to 4.5e-8 from float32 softmax. Until 2026-12-07 that rounding
     decided the tie (of 31 ties in the committed both-orders runs, 25 went to the LRM's option that
-    way and 6 were exactly 0.5; RESULTS.md); now a mean within ``TIE`` of 0.5 is 0.5, no preference: the SRM keeps its option
-    (the LRM's needs more than 0.5) and ``train-verifier --labels lrm`` makes no label of it."""
+    way and 6 were exactly 0.5; RESULTS.md); now a mean within ``TIE`` of 0.5 is 0.5, no preference:
+    the SRM keeps its option (the LRM's needs more than 0.5) and ``train-verifier --labels lrm``
+    makes no label of it."""
     answers = list(answers)
     p = sum(answers) / len(answers)
     return 0.5 if abs(p - 0.5) <= TIE else p

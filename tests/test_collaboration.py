@@ -304,8 +304,9 @@ def test_collect_labels_every_divergence_by_the_lrm(tiny_pair):
         options = {"srm": srm_opt, "lrm": lrm_opt}
         p = fresh(context, options)
         assert judge.preferences(context, options) == pytest.approx(p, abs=1e-5)
-        if mean_preference(p) != 0.5:  # the orders cancel: no label
-            expected.append(int(mean_preference(p) > 0.5))
+        mean = mean_preference(p)
+        if mean != 0.5:  # the orders cancel: no label
+            expected.append(int(mean > 0.5))
     assert ys == expected
     # a context that parts from what the judge has fed (never within one trace) is fed from the fork
     context, srm_opt, lrm_opt = trace.divergences[-1]

@@ -12,6 +12,14 @@ import json
 import statistics as st
 import sys
 
+TIE = 1e-6  # tandem.engine.TIE (this script runs without tandem installed)
+
+
+def rounded_up(d):
+    """A tie that float rounding kept for the LRM (these runs predate tandem.engine.mean_preference)."""
+    return 0.5 < d["p_lrm"] <= 0.5 + TIE
+
+
 for f in sorted(glob.glob(sys.argv[1] + "/*.jsonl")):
     judge = f.split("verifier-")[1].split("_")[0].split(".")[0]
     recs = [r for r in map(json.loads, open(f)) if r.get("type") != "header"]
@@ -41,10 +49,10 @@ for f in sorted(glob.glob(sys.argv[1] + "/*.jsonl")):
           f" one random order would have picked otherwise at about {len(split) / 2 / n:.0%} of divergences")
     # ties: answers p and 1 - p (the position alone), whose float mean is 0.5 + a few 1e-8 or exactly 0.5;
     # these runs predate engine.mean_preference (e01149b), so rounding kept the LRM's option at the first kind
-    ties = [d for d in ds if abs(d["p_lrm"] - 0.5) <= 1e-6]
-    rounded = [d for d in ties if d["p_lrm"] > 0.5]
-    own = [abs(d["p_lrm"] - 0.5) for d in ds if abs(d["p_lrm"] - 0.5) > 1e-6]
-    held = [r for r in recs if any(0.5 < d["p_lrm"] <= 0.5 + 1e-6 for d in r["meta"].get("mentor", []))]
+    ties = [d for d in ds if abs(d["p_lrm"] - 0.5) <= TIE]
+    rounded = [d for d in ties if rounded_up(d)]
+    own = [abs(d["p_lrm"] - 0.5) for d in ds if abs(d["p_lrm"] - 0.5) > TIE]
+    held = [r for r in recs if any(rounded_up(d) for d in r["meta"].get("mentor", []))]
     print(f"  ties (the orders cancel) {len(ties)} ({len(ties) / n:.0%}): kept for the LRM by float rounding {len(rounded)},"
           f" exactly 0.5 {len(ties) - len(rounded)}; the judge's own choice of the LRM's option {picked - len(rounded)}"
           f" ({(picked - len(rounded)) / n:.0%}); content margin of the rest: median {st.median(own):.3f};"

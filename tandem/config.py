@@ -65,6 +65,14 @@ class Settings(BaseModel):
         "in both orders and average the two answers (the judge's position bias cancels; twice the questions). "
         "No effect on the mlp and follow verifiers",
     )
+    judge_readout: Literal["logits", "float32"] = Field(
+        "logits",
+        description="MentorCollab self/lrm verifier: read the two option labels from the judge's logits as its "
+        "model computes them (a bfloat16 model rounds a logit near 20 to steps of 0.125, so the two orders often "
+        "see one gap and cancel: a tie, kept for the SRM), or compute those two logits in float32 from the final "
+        "hidden state (in-process models; the same numbers for a float32 model, and for llama.cpp, whose logits "
+        "are float32 already)",
+    )
     # behaviour
     glimpse: Literal["reuse", "discard"] = Field("reuse", description="GlimpRouter: keep the glimpsed token or redraw it (upstream)")
     collapse_writer: Literal["srm", "lrm"] = Field("srm", description="RankGuide Eq. 4: who writes the final answer after a collapse")
@@ -112,6 +120,12 @@ class RunConfig(BaseModel):
             self.lrm_backend = "remote"
         elif self.lrm_backend == "remote":
             raise ValueError(f"lrm_backend remote needs an http(s) URL as --lrm, got {self.lrm!r}")
+        s = self.settings
+        lrm_judges = self.method == "mentorcollab" and s.verifier == "lrm"
+        if lrm_judges and self.lrm_backend == "remote" and s.judge_readout == "float32":
+            raise ValueError(
+                "judge_readout float32 needs an in-process judge: a remote LRM's log-probs are what its server sends"
+            )
         return self
 
 

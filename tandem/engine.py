@@ -115,18 +115,25 @@ class Engine:
     def mentor_ids(self, a: list[int], b: list[int]) -> list[int]:
         return mentor_ids(self.tokenizer, a, b)
 
-    def option_preference(self, judge: Session, ctx: Context, options: dict[str, list[int]], lrm_first: bool) -> float:
+    def option_preference(
+        self, judge: Session, ctx: Context, options: dict[str, list[int]], lrm_first: bool, float32: bool = False
+    ) -> float:
         """``judge``'s probability that the LRM's option is the better one: the mentor question, with the
-        options shown in the order ``lrm_first`` says, asked on a fork of its cache after ``ctx``."""
+        options shown in the order ``lrm_first`` says, asked on a fork of its cache after ``ctx``; the two
+        option labels' logits computed in float32 with ``float32`` (``judge_readout``)."""
         a, b = (options["lrm"], options["srm"]) if lrm_first else (options["srm"], options["lrm"])
-        logits = judge.peek(ctx, self.mentor_ids(a, b))
-        pa, pb = torch.softmax(logits[self.option_ids], -1).tolist()
+        logits = judge.peek_ids(ctx, self.mentor_ids(a, b), self.option_ids, float32)
+        pa, pb = torch.softmax(logits, -1).tolist()
         return pa if lrm_first else pb
 
-    def option_preferences(self, judge: Session, ctx: Context, options: dict[str, list[int]], orders) -> dict[str, float]:
+    def option_preferences(
+        self, judge: Session, ctx: Context, options: dict[str, list[int]], orders, float32: bool = False
+    ) -> dict[str, float]:
         """``option_preference`` in each of ``orders`` (True: the LRM's option first), keyed ``lrm_first`` /
         ``srm_first`` as the records keep them."""
-        return {("lrm_first" if o else "srm_first"): self.option_preference(judge, ctx, options, o) for o in orders}
+        return {
+            ("lrm_first" if o else "srm_first"): self.option_preference(judge, ctx, options, o, float32) for o in orders
+        }
 
     @functools.cached_property
     def word_starts(self) -> frozenset[int]:
@@ -399,7 +406,8 @@ class _Run:
             judge = self.lrm
         first = self.policy.option_order()
         orders = (True, False) if first is None else (first,)
-        asked = self.engine.option_preferences(judge, ctx, options, orders)
+        float32 = self.config.settings.judge_readout == "float32"
+        asked = self.engine.option_preferences(judge, ctx, options, orders, float32)
         return {"p_lrm": mean_preference(asked.values()), **asked}
 
     def add_step(

@@ -165,7 +165,7 @@ def collect(engine, problem, config, layer: int, labels: str = "rollout") -> tup
     check_labels(labels)
     prompt = prompt_ids(engine.tokenizer, problem.question)
     trace = engine.run(prompt, config.model_copy(update={"method": "mentorcollab"}), problem.question)
-    judge = _LrmJudge(engine) if labels == "lrm" else None
+    judge = _LrmJudge(engine, config.settings.judge_readout == "float32") if labels == "lrm" else None
     xs, ys = [], []
     for context, srm_opt, lrm_opt in trace.divergences:
         options = {"srm": srm_opt, "lrm": lrm_opt}
@@ -239,8 +239,9 @@ class _LrmJudge:
     One LRM session per problem, rolled back only to where the next divergence's context parts from
     what it has fed (nowhere, within one MentorCollab trace)."""
 
-    def __init__(self, engine):
+    def __init__(self, engine, float32: bool = False):
         self.engine = engine
+        self.float32 = float32  # judge_readout
         self.session = engine.lrm.session("lrm")
         self.fed: list[int] = []
 
@@ -255,4 +256,4 @@ class _LrmJudge:
         self.session.rollback(common)
         self.fed = list(context)
         ctx = Context.from_prompt(context)  # who wrote which token matters only to usage, not reported here
-        return list(self.engine.option_preferences(self.session, ctx, options, (True, False)).values())
+        return list(self.engine.option_preferences(self.session, ctx, options, (True, False), self.float32).values())

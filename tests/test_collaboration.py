@@ -278,6 +278,63 @@ def test_a_judge_that_sees_only_the_position_keeps_the_srm_option(gap):
     assert policy.pick(mean_preference([0.55, 0.4])) == "srm"
 
 
+def test_peek_ids_reads_a_bfloat16_head_in_float32(tiny_srm_bf16, tiny_pair, tiny_tokenizer):
+    """peek_ids(float32=True) on a bfloat16 model: the option logits computed in float32 from the LM
+    head's input, within the head's rounding of the model's own logits but off the bfloat16 grid, on a
+    fork that leaves the cache as it was. A float32 model gives its logits as they are; a model whose
+    logits are not its head's output is refused, and so is a float32 readout from a server."""
+    import copy
+
+    from pydantic import ValidationError
+
+    from tandem.backends.hf import HFModel
+
+    ctx = Context.from_prompt(prompt_ids(tiny_tokenizer, QUESTION))
+    extra, ids = tiny_tokenizer.encode(" Option"), Engine(*tiny_pair).option_ids
+    sess = tiny_srm_bf16.session("srm")
+    sess.sync(ctx)
+    before, cached = sess.next_logits.clone(), sess.cache.get_seq_length()
+    coarse, fine = sess.peek_ids(ctx, extra, ids), sess.peek_ids(ctx, extra, ids, float32=True)
+    assert torch.equal(coarse, sess.peek(ctx, extra)[ids]) and torch.equal(coarse, coarse.bfloat16().float())
+    assert not torch.equal(fine, fine.bfloat16().float())  # not rounded to bfloat16
+    torch.testing.assert_close(fine, coarse, rtol=2**-7, atol=1e-6)  # only rounded apart
+    assert sess.cache.get_seq_length() == cached and torch.equal(sess.next_logits, before)
+    f32 = tiny_pair[0].session("srm")
+    assert torch.equal(f32.peek_ids(ctx, extra, ids, float32=True), f32.peek_ids(ctx, extra, ids))
+    capped = HFModel(tiny_srm_bf16.model, tiny_tokenizer, "capped")
+    capped.config = copy.copy(capped.config)
+    capped.config.final_logit_softcapping = 30.0  # Gemma 2's tanh cap: the logits are not the head's
+    with pytest.raises(ValueError, match="caps or scales its logits"):
+        capped.session("srm").peek_ids(ctx, extra, ids, float32=True)
+    with pytest.raises(ValidationError, match="needs an in-process judge"):
+        RunConfig(method="mentorcollab", lrm="http://127.0.0.1:9/v1",
+                  settings=Settings(verifier="lrm", judge_readout="float32"))
+    RunConfig(method="mentorcollab", lrm="http://127.0.0.1:9/v1", settings=Settings(judge_readout="float32"))  # self judge
+
+
+def test_a_float32_readout_leaves_no_rounding_ties(tiny_srm_bf16, tiny_pair):
+    """judge_readout = float32 with a bfloat16 self judge asked in both orders: its logits rounded to
+    bfloat16 cancel exactly at some divergences (ties, kept for the SRM); read in float32, at none, and
+    each recorded answer is the judge's float32 answer after the shared context."""
+    engine = Engine(tiny_srm_bf16, tiny_pair[1])
+    logs = {}
+    for readout in ("logits", "float32"):
+        cfg = RunConfig(method="mentorcollab", max_tokens=60, seed=5, settings=Settings(
+            max_step_tokens=6, probe_rate=1.0, lookahead=3, option_orders="both", judge_readout=readout))
+        mc = engine.solve(QUESTION, cfg)
+        logs[readout] = mc.meta["mentor"]
+    assert sum(d["p_lrm"] == 0.5 for d in logs["logits"]) > 0
+    assert len(logs["float32"]) > 0 and all(d["p_lrm"] != 0.5 for d in logs["float32"])
+    for (context, srm_opt, lrm_opt), d in zip(mc.divergences, logs["float32"]):
+        options = {"srm": srm_opt, "lrm": lrm_opt}
+        p = [engine.option_preference(tiny_srm_bf16.session("srm"), Context.from_prompt(context), options, first, True)
+             for first in (True, False)]
+        # a fresh session prefills the context at once, the run's fed it a token at a time: in bfloat16
+        # the two caches differ by their own rounding
+        assert [d["lrm_first"], d["srm_first"]] == pytest.approx(p, abs=5e-3)
+        assert d["picked"] == ("lrm" if d["p_lrm"] > 0.5 else "srm")
+
+
 def test_collect_labels_every_divergence_by_the_lrm(tiny_pair):
     """labels = lrm: one label per divergence where the LRM prefers an option, its mean preference over
     both option orders (none where the orders cancel);

@@ -140,6 +140,13 @@ class SessionBase:
     def sync(self, ctx: Context, capture=()) -> list:
         raise NotImplementedError
 
+    def peek_ids(self, ctx: Context, extra: list[int], ids: list[int], float32: bool = False) -> torch.Tensor:
+        """The logits of the tokens ``ids`` after ``ctx`` + ``extra`` (a side question, as ``peek``).
+        ``float32``: computed in float32, not rounded to the model's dtype; a backend whose logits are
+        float32 already (llama.cpp) reads them as they are, and the in-process transformers session
+        computes them from the final hidden state (``HFSession.peek_ids``)."""
+        return self.peek(ctx, extra)[ids]
+
     def generate(self, ctx: Context, sampler: Sampler, stop: StopRule, max_new: int) -> list[int]:
         """Sample from the next-token logits, append to ``ctx``, feed it, repeat. The last token is
         left unfed (exactly as ``model.generate`` does), to be fed at the next sync."""
@@ -175,6 +182,10 @@ class Session(Protocol):
 
     def peek(self, ctx: Context, extra: list[int]) -> torch.Tensor:
         """Logits after ``ctx`` + ``extra`` without keeping ``extra`` (a side question on a forked cache)."""
+
+    def peek_ids(self, ctx: Context, extra: list[int], ids: list[int], float32: bool = False) -> torch.Tensor:
+        """The logits of ``ids`` after ``ctx`` + ``extra``, as ``peek``; ``float32``: not rounded to the
+        model's dtype."""
 
     def rollback(self, length: int) -> None:
         """Forget every token at position >= ``length``."""

@@ -19,10 +19,10 @@ routing signals do not move with alpha.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import threading
 import time
-from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -83,7 +83,7 @@ class HFModel:
             raise ValueError(f"layer must be in 0..{self.num_layers - 1} for {self.name}, got {layer}")
         return layer
 
-    @contextmanager
+    @contextlib.contextmanager
     def capturing(self, layer: int | None):
         """Install the capture hook on ``layer`` for the duration of one forward (None: no capture)."""
         if layer is None:
@@ -100,13 +100,38 @@ class HFModel:
         finally:
             handle.remove()
 
+    @contextlib.contextmanager
+    def reading_head(self, out: list):
+        """Append the LM head's input at the last position of one forward (the final, normed hidden
+        state) to ``out``: what ``head_logits`` turns into float32 logits."""
+
+        def hook(_module, args):
+            out.append(args[0][0, -1])
+
+        handle = self.model.get_output_embeddings().register_forward_pre_hook(hook)
+        try:
+            yield
+        finally:
+            handle.remove()
+
+    def head_logits(self, state: torch.Tensor, ids: list[int]) -> torch.Tensor:
+        """The logits of ``ids`` from the LM head's input ``state``, computed in float32: a bfloat16 head
+        rounds its output to 8 significant bits (0.125 apart near 20), which a two-option judge reads
+        as ties (RESULTS.md, "Ties, decided by float rounding")."""
+        head = self.model.get_output_embeddings()
+        index = torch.tensor(ids, device=head.weight.device)
+        logits = head.weight[index].float() @ state.float()
+        if getattr(head, "bias", None) is not None:
+            logits += head.bias[index].float()
+        return logits
+
     def take_captured(self) -> torch.Tensor:
         out, self._captured = self._captured, None
         if out is None:
             raise RuntimeError("capture hook did not run")
         return out
 
-    @contextmanager
+    @contextlib.contextmanager
     def steering(self, steer, mask: torch.Tensor, counter: list[int]):
         """Add ``steer.alpha * steer.vector`` at the ``mask`` positions of this forward's input to ``steer.layer``."""
         if steer is None or not bool(mask.any()):
@@ -192,19 +217,43 @@ class HFSession(SessionBase):
         """Input of ``layer`` at the last of ``extra`` fed after ``ctx`` on a fork (verifier features)."""
         return self._fork(ctx, extra, layer)[1]
 
-    def _fork(self, ctx: Context, extra: list[int], layer: int | None):
+    def peek_ids(self, ctx: Context, extra: list[int], ids: list[int], float32: bool = False) -> torch.Tensor:
+        """The logits of ``ids`` after ``ctx`` + ``extra``. ``float32`` on a model of another dtype: computed
+        from the LM head's input in float32 (``HFModel.head_logits``), checked against the model's own
+        logits to their rounding. A model whose logits are not its head's output (Gemma 2 caps them,
+        Cohere scales them) is refused."""
+        if not float32 or self.hf.runtime["dtype"] == "float32":
+            return self.peek(ctx, extra)[ids]
+        config = self.hf.config
+        if getattr(config, "final_logit_softcapping", None) or getattr(config, "logit_scale", 1.0) not in (None, 1.0):
+            raise ValueError(
+                f"{self.hf.name} caps or scales its logits; they cannot be read in float32 (judge_readout=float32)"
+            )
+        logits, _, head = self._fork(ctx, extra, None, head_ids=ids)
+        coarse = logits[ids]
+        if not torch.allclose(head, coarse, rtol=2**-6, atol=2**-6):
+            raise ValueError(
+                f"{self.hf.name}: its logits are not its LM head's output ({coarse.tolist()} against "
+                f"{head.tolist()}); it cannot be read in float32 (judge_readout=float32)"
+            )
+        return head
+
+    def _fork(self, ctx: Context, extra: list[int], layer: int | None, head_ids: list[int] | None = None):
         self.sync(ctx)
         keep = self._logits
         t0 = time.perf_counter()
-        with self.hf.lock, torch.inference_mode(), self.hf.capturing(layer):
+        heads: list = []
+        reading = self.hf.reading_head(heads) if head_ids is not None else contextlib.nullcontext()
+        with self.hf.lock, torch.inference_mode(), self.hf.capturing(layer), reading:
             ids = torch.tensor([extra], dtype=torch.long, device=self.hf.device)
             out = self.hf.forward(ids, self.cache)
             logits = out.logits[0, -1].float()
             state = self.hf.take_captured()[0, -1].float().cpu().numpy() if layer is not None else None
+            head = self.hf.head_logits(heads[-1], head_ids).cpu() if head_ids is not None else None
             _crop_to(self.cache, self.seen)
         self.usage.record_side(time.perf_counter() - t0, len(extra))
         self._logits = keep
-        return logits, state
+        return logits, state, head
 
     def rollback(self, length: int) -> None:
         """Forget every token at position >= ``length`` (the caller trims the context).

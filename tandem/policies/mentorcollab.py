@@ -27,7 +27,9 @@ from tandem.policies.registry import register
 @register
 class MentorCollab(Policy):
     name = "mentorcollab"
-    reads = ("probe_rate", "probe_unit", "lookahead", "verifier", "option_orders", "seed_scope")  # seed_scope: where the probes fall
+    reads = (  # seed_scope: where the probes fall
+        "probe_rate", "probe_unit", "lookahead", "verifier", "option_orders", "judge_readout", "seed_scope",
+    )
     mentored = True
 
     def __init__(self, settings, seed: int = 0):

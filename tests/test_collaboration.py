@@ -317,15 +317,15 @@ def test_a_float32_readout_leaves_no_rounding_ties(tiny_srm_bf16, tiny_pair):
     bfloat16 cancel exactly at some divergences (ties, kept for the SRM); read in float32, at none, and
     each recorded answer is the judge's float32 answer after the shared context."""
     engine = Engine(tiny_srm_bf16, tiny_pair[1])
-    logs = {}
+    traces = {}
     for readout in ("logits", "float32"):
         cfg = RunConfig(method="mentorcollab", max_tokens=60, seed=5, settings=Settings(
             max_step_tokens=6, probe_rate=1.0, lookahead=3, option_orders="both", judge_readout=readout))
-        mc = engine.solve(QUESTION, cfg)
-        logs[readout] = mc.meta["mentor"]
+        traces[readout] = engine.solve(QUESTION, cfg)
+    logs = {readout: t.meta["mentor"] for readout, t in traces.items()}
     assert sum(d["p_lrm"] == 0.5 for d in logs["logits"]) > 0
     assert len(logs["float32"]) > 0 and all(d["p_lrm"] != 0.5 for d in logs["float32"])
-    for (context, srm_opt, lrm_opt), d in zip(mc.divergences, logs["float32"]):
+    for (context, srm_opt, lrm_opt), d in zip(traces["float32"].divergences, logs["float32"]):
         options = {"srm": srm_opt, "lrm": lrm_opt}
         p = [engine.option_preference(tiny_srm_bf16.session("srm"), Context.from_prompt(context), options, first, True)
              for first in (True, False)]

@@ -223,7 +223,7 @@ class HFSession(SessionBase):
         logits to their rounding. A model whose logits are not its head's output (Gemma 2 caps them,
         Cohere scales them) is refused."""
         if not float32 or self.hf.runtime["dtype"] == "float32":
-            return self.peek(ctx, extra)[ids]
+            return super().peek_ids(ctx, extra, ids)
         config = self.hf.config
         if getattr(config, "final_logit_softcapping", None) or getattr(config, "logit_scale", 1.0) not in (None, 1.0):
             raise ValueError(

@@ -323,7 +323,7 @@ class RemoteSession(SessionBase):
     def peek_ids(self, ctx: Context, extra: list[int], ids: list[int], float32: bool = False) -> torch.Tensor:
         if float32:
             raise ValueError("a remote model's log-probs are what its server sends; they cannot be read in float32")
-        return self.peek(ctx, extra)[ids]
+        return super().peek_ids(ctx, extra, ids)
 
     def rollback(self, length: int) -> None:
         if length < self.seen:
